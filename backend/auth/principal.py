@@ -1,0 +1,107 @@
+"""The caller, resolved once per request: the user, their roles and the regions they cover.
+
+Every endpoint that acts on something in a region asks the principal, and every list filters
+with `region_scope()`, so a record outside the caller's regions is never fetched at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import false, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.auth.models import Role, RoleGrant, User
+from backend.core.clock import now
+from backend.core.database import SessionDep
+from backend.core.errors import Forbidden, Unauthenticated
+from backend.core.security import TokenInvalid, read_access_token
+
+# An admin on a region may do whatever any staff role may do there.
+ROLE_IMPLIED_BY_ADMIN = True
+
+
+@dataclass(frozen=True)
+class Grant:
+    role: Role
+    region_path: str
+
+
+def path_within(path: str, ancestor: str) -> bool:
+    """ltree's `<@` in Python: `gz.tianhe.x` is within `gz.tianhe` and within itself."""
+    return path == ancestor or path.startswith(ancestor + ".")
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+    grants: tuple[Grant, ...] = field(default_factory=tuple)
+
+    @property
+    def user_id(self) -> uuid.UUID:
+        return self.user.id
+
+    def paths_for(self, roles: tuple[Role, ...]) -> list[str]:
+        """Region paths where the caller holds one of `roles` (admin counts as every role)."""
+        wanted = set(roles)
+        if ROLE_IMPLIED_BY_ADMIN:
+            wanted.add(Role.admin)
+        return [g.region_path for g in self.grants if g.role in wanted]
+
+    def can(self, roles: tuple[Role, ...], region_path: str) -> bool:
+        """May the caller act with one of `roles` on something located at `region_path`?"""
+        return any(path_within(region_path, p) for p in self.paths_for(roles))
+
+    def require(self, roles: tuple[Role, ...], region_path: str) -> None:
+        if not self.can(roles, region_path):
+            raise Forbidden()
+
+    @property
+    def is_staff(self) -> bool:
+        return bool(self.grants)
+
+
+def region_scope(column: Any, principal: Principal, roles: tuple[Role, ...]) -> Any:
+    """SQL condition: `column` (an ltree path) lies within one of the caller's regions."""
+    paths = principal.paths_for(roles)
+    if not paths:
+        return false()
+    return or_(*(column.descendant_of(p) for p in paths))
+
+
+async def load_principal(session: AsyncSession, user_id: uuid.UUID) -> Principal | None:
+    user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        return None
+    rows = await session.execute(
+        select(RoleGrant.role, RoleGrant.region_path).where(
+            RoleGrant.user_id == user_id,
+            RoleGrant.revoked_at.is_(None),  # type: ignore[union-attr]
+        )
+    )
+    grants = tuple(Grant(role=Role(role), region_path=path) for role, path in rows.all())
+    return Principal(user=user, grants=grants)
+
+
+_bearer = HTTPBearer(auto_error=False, description="Access token from /v1/auth/wechat/login")
+
+
+async def _current_principal(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise Unauthenticated()
+    claims = read_access_token(credentials.credentials, request.app.state.settings, now())
+    principal = await load_principal(session, claims.user_id)
+    if principal is None:
+        raise TokenInvalid()
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]

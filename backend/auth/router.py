@@ -1,0 +1,223 @@
+"""Login, token refresh, logout, the caller's profile, and role grants on regions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from backend.auth import errors, service
+from backend.auth.principal import CurrentPrincipal
+from backend.auth.schemas import (
+    Me,
+    PhoneBinding,
+    RefreshRequest,
+    RoleGrantCreate,
+    RoleGrantOut,
+    RoleOut,
+    TokenPair,
+    WechatLogin,
+)
+from backend.core.clock import now
+from backend.core.database import SessionDep
+from backend.core.errors import Forbidden, Unauthenticated, problem_responses
+from backend.core.pagination import CursorParam, LimitParam, Page, decode_cursor, encode_cursor
+from backend.core.security import TokenExpired, TokenInvalid
+from backend.wechat import errors as wechat_errors
+
+router = APIRouter(tags=["auth"])
+
+WECHAT_ERRORS = (
+    wechat_errors.WechatCodeInvalid,
+    wechat_errors.WechatRateLimited,
+    wechat_errors.WechatUserBlocked,
+    wechat_errors.WechatBusy,
+    wechat_errors.WechatUnavailable,
+    wechat_errors.WechatMisconfigured,
+    wechat_errors.WechatTokenInvalid,
+    wechat_errors.WechatError,
+)
+TOKEN_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
+
+
+async def _me(session: SessionDep, user_id: uuid.UUID) -> Me:
+    user = await session.get(service.User, user_id)
+    assert user is not None
+    roles = await service.roles_of(session, user_id)
+    return Me(
+        id=user.id,
+        nickname=user.nickname,
+        phone=user.phone_masked,
+        roles=[
+            RoleOut(role=grant.role, region_code=region.path, region_name=region.name)
+            for grant, region in roles
+        ],
+        created_at=user.created_at,
+    )
+
+
+async def _token_pair(session: SessionDep, issued: service.IssuedTokens) -> TokenPair:
+    return TokenPair(
+        access_token=issued.access_token,
+        expires_in=int((issued.access_expires_at - now()).total_seconds()),
+        expires_at=issued.access_expires_at,
+        refresh_token=issued.refresh_token,
+        refresh_expires_at=issued.refresh_expires_at,
+        user=await _me(session, issued.user.id),
+    )
+
+
+@router.post(
+    "/auth/wechat/login",
+    operation_id="login_with_wechat",
+    response_model=TokenPair,
+    responses=problem_responses(*WECHAT_ERRORS, errors.AccountDisabled),
+)
+async def login_with_wechat(body: WechatLogin, request: Request, session: SessionDep) -> TokenPair:
+    """Exchange a `wx.login()` code for an access token and a refresh token."""
+    issued = await service.login_with_wechat(
+        session, request.app.state.wechat, request.app.state.settings, body.code
+    )
+    return await _token_pair(session, issued)
+
+
+@router.post(
+    "/auth/refresh",
+    operation_id="refresh_tokens",
+    response_model=TokenPair,
+    responses=problem_responses(
+        errors.RefreshTokenInvalid, errors.RefreshTokenReused, errors.AccountDisabled
+    ),
+)
+async def refresh_tokens(body: RefreshRequest, request: Request, session: SessionDep) -> TokenPair:
+    """Trade a refresh token for a new pair. Each refresh token works once."""
+    issued = await service.refresh(session, request.app.state.settings, body.refresh_token)
+    return await _token_pair(session, issued)
+
+
+@router.post(
+    "/auth/logout",
+    operation_id="logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(),
+)
+async def logout(body: RefreshRequest, session: SessionDep) -> Response:
+    """End this login: its refresh token (and every one rotated from it) stops working."""
+    await service.logout(session, body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/me",
+    operation_id="get_me",
+    response_model=Me,
+    responses=problem_responses(*TOKEN_ERRORS),
+)
+async def get_me(principal: CurrentPrincipal, session: SessionDep) -> Me:
+    """The caller's profile: masked phone and the roles they hold on regions."""
+    return await _me(session, principal.user_id)
+
+
+@router.post(
+    "/me/phone",
+    operation_id="bind_phone",
+    response_model=Me,
+    responses=problem_responses(*TOKEN_ERRORS, *WECHAT_ERRORS),
+)
+async def bind_phone(
+    body: PhoneBinding, principal: CurrentPrincipal, request: Request, session: SessionDep
+) -> Me:
+    """Bind the phone number the user approved in the getPhoneNumber button."""
+    await service.bind_phone(
+        session,
+        request.app.state.wechat,
+        request.app.state.personal_data,
+        principal.user,
+        body.code,
+    )
+    return await _me(session, principal.user_id)
+
+
+def _grant_out(grant: service.RoleGrant, user: service.User) -> RoleGrantOut:
+    return RoleGrantOut(
+        id=grant.id,
+        user_id=user.id,
+        nickname=user.nickname,
+        role=grant.role,
+        region_code=grant.region_path,
+        created_at=grant.created_at,
+    )
+
+
+@router.post(
+    "/admin/role-grants",
+    operation_id="grant_role",
+    tags=["admin"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=RoleGrantOut,
+    responses=problem_responses(
+        *TOKEN_ERRORS,
+        errors.RegionNotFound,
+        errors.UserNotFound,
+        errors.GrantDuplicate,
+        errors.AdminGrantTooHigh,
+    ),
+)
+async def grant_role(
+    body: RoleGrantCreate, principal: CurrentPrincipal, session: SessionDep
+) -> RoleGrantOut:
+    """Grant a role on a region (and all below it). Needs admin on that region or above."""
+    grant, user = await service.grant_role(
+        session,
+        principal,
+        role=body.role,
+        region_code=body.region_code,
+        user_id=body.user_id,
+        openid=body.openid,
+    )
+    return _grant_out(grant, user)
+
+
+@router.get(
+    "/admin/role-grants",
+    operation_id="list_role_grants",
+    tags=["admin"],
+    response_model=Page[RoleGrantOut],
+    responses=problem_responses(*TOKEN_ERRORS, errors.RegionNotFound),
+)
+async def list_role_grants(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    region: Annotated[str | None, Query(description="Only grants in this subtree.")] = None,
+    cursor: CursorParam = None,
+    limit: LimitParam = 20,
+) -> Page[RoleGrantOut]:
+    """Active grants in the regions the caller administers."""
+    rows = await service.list_grants(
+        session, principal, region_code=region, after=decode_cursor(cursor), limit=limit + 1
+    )
+    page = rows[:limit]
+    return Page(
+        items=[_grant_out(grant, user) for grant, user in page],
+        next_cursor=encode_cursor(page[-1][0].id) if len(rows) > limit else None,
+    )
+
+
+@router.delete(
+    "/admin/role-grants/{grant_id}",
+    operation_id="revoke_role",
+    tags=["admin"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(
+        *TOKEN_ERRORS, errors.GrantNotFound, errors.AdminGrantTooHigh, Forbidden
+    ),
+)
+async def revoke_role(
+    grant_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> Response:
+    """Revoke a grant in the caller's regions (kept on record with who revoked it)."""
+    await service.revoke_grant(session, principal, grant_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,36 @@
+"""The one source of "now", so tests can move time instead of sleeping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+
+class Clock:
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
+        self._frozen: datetime | None = None
+
+    def now(self) -> datetime:
+        if self._frozen is not None:
+            return self._frozen
+        return datetime.now(UTC) + self._offset
+
+    def advance(self, delta: timedelta) -> None:
+        if self._frozen is not None:
+            self._frozen += delta
+        else:
+            self._offset += delta
+
+    def freeze(self, at: datetime) -> None:
+        self._frozen = at
+
+    def reset(self) -> None:
+        self._offset = timedelta(0)
+        self._frozen = None
+
+
+clock = Clock()
+
+
+def now() -> datetime:
+    return clock.now()

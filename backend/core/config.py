@@ -1,0 +1,123 @@
+"""Settings, read once from the environment (`SHANZHI_*`) or a `.env` file."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Defaults that are fine on a laptop and refused anywhere else.
+DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"
+DEV_DATA_KEY = "dev-only-data-key-change-me-0123456789ab"
+DEV_WECHAT_APPID = "wx-shanzhi-dev"
+DEV_WECHAT_SECRET = "dev-only-wechat-secret"
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SHANZHI_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Environment = Field(
+        Environment.development,
+        description="development (emulated WeChat, demo data allowed), test, or production.",
+    )
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("shanzhi")),
+        description="Where the embedded PostgreSQL and S3 keep their data.",
+    )
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_json: bool = Field(True, description="One JSON object per log line.")
+
+    host: str = Field("127.0.0.1", description="Address `shanzhi serve` listens on.")
+    port: int = Field(8000, description="Port `shanzhi serve` listens on.")
+
+    database_url: str | None = Field(
+        None,
+        description="postgresql+asyncpg://user:pass@host:port/db; unset: embedded PostgreSQL.",
+    )
+    database_pool_size: int = Field(10, description="Connections kept per process.")
+
+    s3_endpoint: str | None = Field(
+        None, description="host:port of an S3 server (MinIO, SeaweedFS); unset: embedded S3."
+    )
+    s3_secure: bool = Field(False, description="Use HTTPS to reach the S3 endpoint.")
+    s3_access_key: str | None = Field(None, description="S3 access key.")
+    s3_secret_key: SecretStr | None = Field(None, description="S3 secret key.")
+    s3_bucket: str = Field("shanzhi", description="Bucket for uploads (created on start).")
+    s3_region: str = Field(
+        "us-east-1", description="Region used for signing (presigning needs it explicitly)."
+    )
+    s3_public_endpoint: str | None = Field(
+        None,
+        description="URL phones use to reach S3 (the host is signed); defaults to the endpoint.",
+    )
+
+    wechat_appid: str = Field(DEV_WECHAT_APPID, description="Mini-program AppID.")
+    wechat_secret: SecretStr = Field(
+        SecretStr(DEV_WECHAT_SECRET), description="Mini-program AppSecret."
+    )
+    wechat_api_base: str | None = Field(
+        None,
+        description="WeChat server API base; unset in development: the bundled emulator.",
+    )
+    wechat_timeout_seconds: float = Field(5.0, description="Timeout of one WeChat API call.")
+    emulator_port: int = Field(8001, description="Port of the bundled WeChat emulator.")
+
+    jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), description="HS256 signing key.")
+    access_token_minutes: int = Field(15, description="Lifetime of an access token.")
+    refresh_token_days: int = Field(30, description="Lifetime of a refresh token.")
+    data_key: SecretStr = Field(
+        SecretStr(DEV_DATA_KEY),
+        description="Key for encrypting and hashing personal data (phone numbers).",
+    )
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_outside_development(self) -> Settings:
+        if self.env is Environment.production:
+            weak = [
+                name
+                for name, value, default in (
+                    ("SHANZHI_JWT_SECRET", self.jwt_secret.get_secret_value(), DEV_JWT_SECRET),
+                    ("SHANZHI_DATA_KEY", self.data_key.get_secret_value(), DEV_DATA_KEY),
+                    (
+                        "SHANZHI_WECHAT_SECRET",
+                        self.wechat_secret.get_secret_value(),
+                        DEV_WECHAT_SECRET,
+                    ),
+                )
+                if value == default or len(value) < 16
+            ]
+            if weak:
+                raise ValueError(f"production needs real secrets: set {', '.join(weak)}")
+            missing = [
+                name
+                for name, value in (
+                    ("SHANZHI_DATABASE_URL", self.database_url),
+                    ("SHANZHI_S3_ENDPOINT", self.s3_endpoint),
+                    ("SHANZHI_WECHAT_API_BASE", self.wechat_api_base),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"production starts nothing embedded: set {', '.join(missing)}")
+        return self
+
+    @property
+    def emulated_wechat(self) -> bool:
+        return self.wechat_api_base is None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,218 @@
+"""Typed domain errors rendered as RFC 9457 problem+json in the caller's language.
+
+Each error names its HTTP status, a stable `code` the mini-program switches on, and its
+message in zh-CN and en. Domains declare theirs next to their service; one handler renders
+them all, and `problem_responses()` documents them in the OpenAPI spec.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, ClassVar
+
+from asgi_correlation_id import correlation_id
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from backend.core.i18n import Language, negotiate
+
+log = logging.getLogger("shanzhi.errors")
+
+PROBLEM_JSON = "application/problem+json"
+_PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
+
+
+class ShanzhiError(Exception):
+    """Base of every error a client may see. Subclasses set the class attributes."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "request.bad"
+    message: ClassVar[dict[Language, str]] = {"zh-CN": "请求有误", "en": "Bad request"}
+    headers: dict[str, str] | None = None
+    # Some refusals are facts to keep (a reused refresh token revokes its family): the
+    # request's transaction commits before the error is answered.
+    commit_before_raising: ClassVar[bool] = False
+
+    def __init__(self, *, headers: dict[str, str] | None = None, **params: Any) -> None:
+        self.params = params
+        self.headers = headers
+        super().__init__(self.render("en"))
+
+    def render(self, language: Language) -> str:
+        template = self.message.get(language) or self.message["zh-CN"]
+        return template.format(**self.params) if self.params else template
+
+    def extra(self) -> dict[str, Any]:
+        """Machine-readable fields besides the message (e.g. `retry_after`)."""
+        return {}
+
+
+class NotFound(ShanzhiError):
+    status = 404
+    code = "request.not_found"
+    message = {"zh-CN": "找不到该资源", "en": "Not found"}
+
+
+class Unauthenticated(ShanzhiError):
+    status = 401
+    code = "auth.unauthenticated"
+    message = {"zh-CN": "请先登录", "en": "Please log in first"}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(headers={"WWW-Authenticate": "Bearer"}, **params)
+
+
+class Forbidden(ShanzhiError):
+    status = 403
+    code = "auth.forbidden"
+    message = {"zh-CN": "您无权执行此操作", "en": "You are not allowed to do this"}
+
+
+class ValidationFailed(ShanzhiError):
+    status = 422
+    code = "request.invalid"
+    message = {"zh-CN": "请求内容不符合要求：{summary}", "en": "The request is invalid: {summary}"}
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+        first = errors[0] if errors else {"loc": (), "msg": ""}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        super().__init__(summary=f"{where} {first.get('msg', '')}".strip())
+
+    def extra(self) -> dict[str, Any]:
+        return {
+            "errors": [
+                {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                for e in self.errors
+            ]
+        }
+
+
+class ServiceUnavailable(ShanzhiError):
+    status = 503
+    code = "service.unavailable"
+    message = {"zh-CN": "服务暂时不可用，请稍后再试", "en": "Service unavailable, try again later"}
+
+
+class InternalError(ShanzhiError):
+    status = 500
+    code = "internal"
+    message = {"zh-CN": "服务器出错了，请稍后再试", "en": "Something went wrong, try again later"}
+
+
+_HTTP_CODES: dict[int, type[ShanzhiError]] = {404: NotFound, 401: Unauthenticated, 403: Forbidden}
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail, as every error of this API is shaped."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="URI naming the problem type; derived from `code`.")
+    title: str = Field(description="Short summary in the caller's language.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What happened, in the caller's language.")
+    code: str = Field(description="Stable machine-readable code, e.g. `auth.token_expired`.")
+    instance: str | None = Field(None, description="The request path.")
+    request_id: str | None = Field(None, description="Quote this when reporting a problem.")
+
+
+def problem_body(error: ShanzhiError, language: Language, instance: str | None) -> dict[str, Any]:
+    return {
+        "type": f"urn:shanzhi:problem:{error.code}",
+        "title": _title(type(error), language),
+        "status": error.status,
+        "detail": error.render(language),
+        "code": error.code,
+        "instance": instance,
+        "request_id": correlation_id.get(),
+        **error.extra(),
+    }
+
+
+def _title(error: type[ShanzhiError], language: Language) -> str:
+    # The title is the same for every occurrence of a code: the message up to its details.
+    template = error.message.get(language) or error.message["zh-CN"]
+    return _PLACEHOLDER.sub("…", template.split("：")[0].split(": ")[0])
+
+
+def problem_response(error: ShanzhiError, request: Request) -> JSONResponse:
+    language = negotiate(request.headers.get("accept-language"))
+    return JSONResponse(
+        problem_body(error, language, request.url.path),
+        status_code=error.status,
+        media_type=PROBLEM_JSON,
+        headers={"Content-Language": language, **(error.headers or {})},
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ShanzhiError)
+        if exc.status >= 500:
+            log.error("request failed: %s", exc.code)
+        return problem_response(exc, request)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return problem_response(ValidationFailed(list(exc.errors())), request)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        error_type = _HTTP_CODES.get(exc.status_code)
+        if error_type is not None:
+            return problem_response(error_type(), request)
+        error = ShanzhiError()
+        error.status = exc.status_code  # type: ignore[misc]  # one-off framework errors (405, ...)
+        error.code = f"http.{exc.status_code}"  # type: ignore[misc]
+        error.message = {"zh-CN": str(exc.detail), "en": str(exc.detail)}  # type: ignore[misc]
+        return problem_response(error, request)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(InternalError(), request)
+
+    app.add_exception_handler(ShanzhiError, on_domain_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def problem_responses(*errors: type[ShanzhiError]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: each error it may answer, with an example per code."""
+    by_status: dict[int, list[type[ShanzhiError]]] = {}
+    for error in (*errors, ValidationFailed):
+        if error not in by_status.get(error.status, []):
+            by_status.setdefault(error.status, []).append(error)
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status, group in sorted(by_status.items()):
+        examples = {
+            error.code: {
+                "summary": error.message["en"],
+                "value": _example(error),
+            }
+            for error in group
+        }
+        responses[status] = {
+            "model": Problem,
+            "description": "; ".join(f"`{e.code}`: {e.message['en']}" for e in group),
+            "content": {PROBLEM_JSON: {"examples": examples}},
+        }
+    return responses
+
+
+def _example(error: type[ShanzhiError]) -> dict[str, Any]:
+    text = _PLACEHOLDER.sub("…", error.message["zh-CN"])
+    return {
+        "type": f"urn:shanzhi:problem:{error.code}",
+        "title": _title(error, "zh-CN"),
+        "status": error.status,
+        "detail": text,
+        "code": error.code,
+        "instance": "/v1/...",
+        "request_id": "3f2b9c1e8a7d4e6f9b0a1c2d3e4f5a6b",
+    }

@@ -1,0 +1,10 @@
+"""Every table of every domain, imported in one place for Alembic and the tests."""
+
+from __future__ import annotations
+
+import backend.auth.models
+import backend.regions.models
+import backend.wechat.models  # noqa: F401
+from backend.core.database import metadata
+
+__all__ = ["metadata"]

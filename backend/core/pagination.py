@@ -1,0 +1,51 @@
+"""Cursor pagination: opaque cursors over a unique, ordered key (time-ordered UUIDs)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel, Field
+
+from backend.core.errors import ShanzhiError
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+class CursorInvalid(ShanzhiError):
+    status = 400
+    code = "request.cursor_invalid"
+    message = {
+        "zh-CN": "分页游标无效，请从第一页重新加载",
+        "en": "Invalid cursor, reload from the start",
+    }
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+def encode_cursor(key: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(key.bytes).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> uuid.UUID | None:
+    if not cursor:
+        return None
+    try:
+        return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error) as error:
+        raise CursorInvalid() from error
+
+
+CursorParam = Annotated[str | None, Query(description="Cursor from the previous page.")]
+LimitParam = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]

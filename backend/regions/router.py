@@ -1,0 +1,166 @@
+"""Regions over HTTP: public locate and read, admin create/update/import under /admin."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, status
+
+from backend.auth.principal import CurrentPrincipal
+from backend.core.database import SessionDep
+from backend.core.errors import Forbidden, Unauthenticated, problem_responses
+from backend.core.security import TokenExpired, TokenInvalid
+from backend.regions import schemas
+from backend.regions import service as regions_service
+from backend.regions.coords import CoordSystem
+from backend.regions.errors import (
+    GridImportInvalid,
+    ImportTooLarge,
+    InvalidBoundary,
+    InvalidLevel,
+    OutsideGrids,
+    RegionDuplicate,
+    RegionNotFound,
+)
+
+router = APIRouter(prefix="/regions", tags=["regions"])
+admin_router = APIRouter(prefix="/admin/regions", tags=["regions-admin"])
+
+
+def _grid_map(request: Request) -> regions_service.GridMap:
+    grid_map: regions_service.GridMap = request.app.state.grid_map
+    return grid_map
+
+
+GridMapDep = Annotated[regions_service.GridMap, Depends(_grid_map)]
+RegionCode = Annotated[
+    str,
+    Path(
+        pattern=schemas.CODE_PATTERN,
+        max_length=1040,
+        description="The region's code (its path), e.g. `gz.tianhe.shipai`.",
+        examples=["gz.tianhe.shipai"],
+    ),
+]
+AdminCoord = Annotated[
+    CoordSystem,
+    Query(description="Coordinate system of the boundaries sent: `wgs84` or `gcj02`."),
+]
+_AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid, Forbidden)
+
+
+@router.get(
+    "/locate",
+    operation_id="locate_grid",
+    summary="Find the grid containing a point",
+    response_model=schemas.LocateResult,
+    responses=problem_responses(OutsideGrids),
+)
+async def locate_grid(
+    grid_map: GridMapDep,
+    lat: Annotated[
+        float, Query(ge=-90, le=90, allow_inf_nan=False, description="Latitude in degrees.")
+    ],
+    lng: Annotated[
+        float, Query(ge=-180, le=180, allow_inf_nan=False, description="Longitude in degrees.")
+    ],
+    coord: Annotated[
+        CoordSystem,
+        Query(
+            description="System of `lat`/`lng`: `gcj02` (what wx.getLocation gives by "
+            "default) or `wgs84`."
+        ),
+    ],
+) -> schemas.LocateResult:
+    """The grid (and its city, district, street and community) that covers the point.
+
+    Public: the mini-program calls it before a report to fill in the place. A point on the
+    border of two grids always answers the same grid (the one with the smaller code).
+    """
+    return regions_service.locate(grid_map, lat, lng, coord)
+
+
+@router.get(
+    "/{code}",
+    operation_id="get_region",
+    summary="Read a region with its ancestors and children",
+    response_model=schemas.RegionDetail,
+    responses=problem_responses(RegionNotFound),
+)
+async def get_region(
+    session: SessionDep,
+    code: RegionCode,
+    include: Annotated[
+        Literal["boundary"] | None,
+        Query(description="`boundary` adds the region's GeoJSON boundary (WGS-84)."),
+    ] = None,
+) -> schemas.RegionDetail:
+    return await regions_service.get_region(session, code, include_boundary=include == "boundary")
+
+
+@admin_router.post(
+    "",
+    operation_id="create_region",
+    summary="Create a region under a parent",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.RegionDetail,
+    responses=problem_responses(
+        *_AUTH_ERRORS, RegionNotFound, RegionDuplicate, InvalidLevel, InvalidBoundary
+    ),
+)
+async def create_region(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    grid_map: GridMapDep,
+    body: schemas.RegionCreate,
+    coord: AdminCoord = "wgs84",
+) -> schemas.RegionDetail:
+    """Needs the admin role on the parent or above. Its level is the parent's child level."""
+    return await regions_service.create_region(session, principal, body, coord, grid_map)
+
+
+@admin_router.patch(
+    "/{code}",
+    operation_id="update_region",
+    summary="Rename a region or replace its boundary",
+    response_model=schemas.RegionDetail,
+    responses=problem_responses(*_AUTH_ERRORS, RegionNotFound, InvalidBoundary),
+)
+async def update_region(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    grid_map: GridMapDep,
+    code: RegionCode,
+    body: schemas.RegionUpdate,
+    coord: AdminCoord = "wgs84",
+) -> schemas.RegionDetail:
+    """Needs the admin role on the region's parent or above."""
+    return await regions_service.update_region(session, principal, code, body, coord, grid_map)
+
+
+def _import_responses() -> dict[int | str, dict[str, Any]]:
+    responses = problem_responses(*_AUTH_ERRORS, ImportTooLarge, GridImportInvalid)
+    # The 422 body lists the bad features: document its extra members.
+    responses[422]["model"] = schemas.GridImportProblem
+    return responses
+
+
+@admin_router.post(
+    "/grids/import",
+    operation_id="import_grids",
+    summary="Create or update grids from a GeoJSON FeatureCollection",
+    response_model=schemas.GridImportResult,
+    responses=_import_responses(),
+)
+async def import_grids(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    grid_map: GridMapDep,
+    body: schemas.GridFeatureCollection,
+    coord: AdminCoord = "wgs84",
+) -> schemas.GridImportResult:
+    """All or nothing: every feature is checked first (geometry, parent community, rights,
+    duplicates); if any is bad the answer lists each one and nothing is written. Needs the
+    admin role on each grid's community or above. At most 50,000 features per request.
+    """
+    return await regions_service.import_grids(session, principal, body, coord, grid_map)

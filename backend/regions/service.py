@@ -1,0 +1,996 @@
+"""The region tree and the grid map: locate a point, read regions, and let admins change them.
+
+`GridMap` holds every grid polygon in memory behind a shapely STRtree, so `locate()` needs no
+database round trip. Each process keeps its own copy; a write announces itself with
+`pg_notify` (delivered at commit), every process LISTENs and reloads, and the writing process
+reloads right after its own commit so its next request already sees the change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import re
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from sqlalchemy import Text, bindparam, cast, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlmodel import col
+
+from backend.auth.models import Role
+from backend.auth.principal import Principal, path_within
+from backend.core.clock import now
+from backend.core.database import Ltree, after_commit
+from backend.core.errors import Forbidden
+from backend.core.ids import new_id
+from backend.regions import schemas
+from backend.regions.coords import CoordSystem, to_wgs84
+from backend.regions.errors import (
+    FeatureIssue,
+    GridImportInvalid,
+    ImportTooLarge,
+    InvalidBoundary,
+    InvalidLevel,
+    OutsideGrids,
+    RegionDuplicate,
+    RegionNotFound,
+)
+from backend.regions.models import CHILD_LEVEL, Region, RegionLevel
+
+log = logging.getLogger("shanzhi.regions")
+
+NOTIFY_CHANNEL = "shanzhi_grid_map"
+_CODE = re.compile(schemas.CODE_PATTERN)
+_LEVEL_ZH: dict[RegionLevel, str] = {
+    RegionLevel.city: "市",
+    RegionLevel.district: "区",
+    RegionLevel.street: "街道",
+    RegionLevel.community: "社区",
+    RegionLevel.grid: "网格",
+}
+# Rows per executemany batch, so one huge import does not hold every parameter set at once.
+_WRITE_CHUNK = 2000
+
+
+# --- The grid map ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RegionRef:
+    """What a lookup answers about a region: everything but its geometry."""
+
+    code: str
+    name: str
+    name_en: str | None
+    level: RegionLevel
+
+
+@dataclass(frozen=True, slots=True)
+class LocatedGrid:
+    grid: RegionRef
+    ancestors: tuple[RegionRef, ...]  # from the city down to the community
+
+
+@dataclass(frozen=True, slots=True)
+class GridRecord:
+    """A grid as the map loads it: its boundary is GeoJSON (text or parsed) in WGS-84."""
+
+    grid: RegionRef
+    boundary: str | dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    # Ordered by code, so among grids covering a point the lowest position is the smallest code.
+    geometries: npt.NDArray[np.object_]
+    tree: shapely.STRtree
+    located: tuple[LocatedGrid, ...]
+
+
+def _build_index(grids: Iterable[GridRecord], areas: Iterable[RegionRef]) -> _Index:
+    by_code = {area.code: area for area in areas}
+    ordered = sorted(grids, key=lambda record: record.grid.code)
+    texts = [r.boundary if isinstance(r.boundary, str) else json.dumps(r.boundary) for r in ordered]
+    parsed = shapely.from_geojson(texts, on_invalid="ignore") if texts else np.array([])
+    geometries: list[shapely.Geometry] = []
+    located: list[LocatedGrid] = []
+    for record, geometry in zip(ordered, parsed, strict=True):
+        if geometry is None or geometry.is_empty:
+            log.warning("grid %s has an unreadable boundary; left out", record.grid.code)
+            continue
+        if not geometry.is_valid:
+            # Writes are validated; an invalid row predates that, and is better found than lost.
+            log.warning("grid %s has an invalid boundary; repaired in memory", record.grid.code)
+            geometry = shapely.make_valid(geometry)
+        labels = record.grid.code.split(".")
+        ancestors = tuple(
+            by_code[prefix]
+            for prefix in (".".join(labels[:depth]) for depth in range(1, len(labels)))
+            if prefix in by_code
+        )
+        geometries.append(geometry)
+        located.append(LocatedGrid(grid=record.grid, ancestors=ancestors))
+    array = np.array(geometries, dtype=object)
+    shapely.prepare(array)
+    if array.size:
+        # GEOS builds each prepared polygon's point locator on first use; do it here, so
+        # lookups only read shared state (and the first ones are not slow).
+        shapely.covers(array, shapely.point_on_surface(array))
+    return _Index(geometries=array, tree=shapely.STRtree(array), located=tuple(located))
+
+
+_EMPTY_INDEX = _build_index((), ())
+
+
+class GridMap:
+    """Point -> grid over every grid polygon, in memory; one per process."""
+
+    def __init__(self) -> None:
+        self._index: _Index = _EMPTY_INDEX
+        # Tags this process's notices: its own changes are applied after commit already.
+        self.origin = uuid.uuid4().hex
+        self.generation = 0
+        self.loaded_at: datetime | None = None
+        self._reload_lock: asyncio.Lock | None = None
+        self._dirty: asyncio.Event | None = None
+        self._idle: asyncio.Event | None = None
+        self._session_factory: Callable[[], AsyncSession] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    def from_records(cls, grids: Iterable[GridRecord], areas: Iterable[RegionRef]) -> GridMap:
+        grid_map = cls()
+        grid_map.load(grids, areas)
+        return grid_map
+
+    @property
+    def grid_count(self) -> int:
+        return len(self._index.located)
+
+    def load(self, grids: Iterable[GridRecord], areas: Iterable[RegionRef]) -> None:
+        """Replace the index with these grids; `areas` are the regions above them."""
+        self._swap(_build_index(grids, areas))
+
+    def _swap(self, index: _Index) -> None:
+        # One assignment: a concurrent locate() sees the old index or the new, never a mix.
+        self._index = index
+        self.generation += 1
+        self.loaded_at = now()
+
+    def locate(self, lat: float, lng: float) -> LocatedGrid | None:
+        """The grid covering the WGS-84 point; on a shared border, the smallest code."""
+        index = self._index
+        point = shapely.Point(lng, lat)
+        candidates = index.tree.query(point)
+        if candidates.size == 0:
+            return None
+        hits = candidates[shapely.covers(index.geometries[candidates], point)]
+        if hits.size == 0:
+            return None
+        return index.located[int(hits.min())]
+
+    async def reload(self, session: AsyncSession) -> None:
+        """Load every grid with a boundary from the database and swap the index in."""
+        async with self._lock():
+            grids, areas = await _fetch_map_records(session)
+            # Building 20,000 polygons takes a while: keep it off the event loop.
+            index = await asyncio.to_thread(_build_index, grids, areas)
+            self._swap(index)
+        log.info("grid map loaded: %d grids", len(index.located))
+
+    def _lock(self) -> asyncio.Lock:
+        if self._reload_lock is None:
+            self._reload_lock = asyncio.Lock()
+        return self._reload_lock
+
+    def _dirty_event(self) -> asyncio.Event:
+        if self._dirty is None:
+            self._dirty = asyncio.Event()
+        return self._dirty
+
+    def _idle_event(self) -> asyncio.Event:
+        if self._idle is None:
+            self._idle = asyncio.Event()
+            self._idle.set()
+        return self._idle
+
+    def _mark_dirty(self) -> None:
+        self._idle_event().clear()
+        self._dirty_event().set()
+
+    async def refresh_after_commit(self, session: AsyncSession) -> None:
+        """`after_commit` hook of a write in this process: reload before answering."""
+        try:
+            await self.reload(session)
+        except Exception:
+            log.exception("grid map reload after commit failed; retrying in the background")
+            self._mark_dirty()
+
+    # --- Listening for other processes' changes ---
+
+    async def listen(
+        self, engine: AsyncEngine, session_factory: Callable[[], AsyncSession]
+    ) -> None:
+        """LISTEN on one connection of `engine`; reload on every notice from elsewhere.
+
+        Returns once the LISTEN is in place and the map reloaded after it, so no change
+        committed before or after this call is missed.
+        """
+        if self._tasks:
+            raise RuntimeError("this grid map is already listening")
+        self._session_factory = session_factory
+        listening = await self._connect(engine)
+        try:
+            # A change committed between an earlier reload and the LISTEN sent no notice here.
+            async with session_factory() as session:
+                await self.reload(session)
+        except BaseException:
+            await listening.close(self._on_notice)
+            raise
+        self._tasks = [
+            asyncio.create_task(self._supervise(engine, listening), name="grid-map-listen"),
+            asyncio.create_task(self._refresh_loop(), name="grid-map-refresh"),
+        ]
+
+    async def stop_listening(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def settle(self) -> None:
+        """Wait until every notice received so far has been applied."""
+        await self._idle_event().wait()
+
+    def _on_notice(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            origin = json.loads(payload).get("origin")
+        except (ValueError, AttributeError):
+            origin = None
+        if origin != self.origin:
+            self._mark_dirty()
+
+    async def _connect(self, engine: AsyncEngine) -> _Listening:
+        connection = await engine.connect()
+        try:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            lost = asyncio.Event()
+            driver.add_termination_listener(lambda _conn: lost.set())
+            await driver.add_listener(NOTIFY_CHANNEL, self._on_notice)
+        except BaseException:
+            await connection.close()
+            raise
+        return _Listening(connection=connection, driver=driver, lost=lost)
+
+    async def _supervise(self, engine: AsyncEngine, listening: _Listening) -> None:
+        """Keep the LISTEN connection alive; after a reconnect, reload (notices were missed)."""
+        delay = 1.0
+        try:
+            while True:
+                if await listening.healthy():
+                    delay = 1.0
+                    continue
+                log.warning("grid map lost its LISTEN connection; reconnecting")
+                await listening.discard()
+                while True:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                    try:
+                        listening = await self._connect(engine)
+                        break
+                    except Exception:
+                        log.warning("grid map LISTEN reconnect failed", exc_info=True)
+                self._mark_dirty()
+        finally:
+            await listening.close(self._on_notice)
+
+    async def _refresh_loop(self) -> None:
+        dirty = self._dirty_event()
+        assert self._session_factory is not None
+        while True:
+            await dirty.wait()
+            # Notices arriving during a reload set the flag again: one more reload, not one each.
+            dirty.clear()
+            try:
+                async with self._session_factory() as session:
+                    await self.reload(session)
+            except Exception:
+                log.exception("grid map reload failed; retrying")
+                dirty.set()
+                await asyncio.sleep(2.0)
+            if not dirty.is_set():
+                self._idle_event().set()
+
+
+@dataclass
+class _Listening:
+    connection: AsyncConnection
+    driver: Any  # asyncpg.Connection
+    lost: asyncio.Event
+    ping_every: float = 30.0
+
+    async def healthy(self) -> bool:
+        """Wait up to `ping_every`; False once the connection is gone or stops answering."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.ping_every):
+                await self.lost.wait()
+        if self.lost.is_set():
+            return False
+        try:
+            async with asyncio.timeout(5.0):
+                await self.driver.fetchval("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    async def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.connection.invalidate()
+        with contextlib.suppress(Exception):
+            await self.connection.close()
+
+    async def close(self, callback: Any) -> None:
+        with contextlib.suppress(Exception):
+            if not self.lost.is_set():
+                await self.driver.remove_listener(NOTIFY_CHANNEL, callback)
+        with contextlib.suppress(Exception):
+            await self.connection.close()
+
+
+async def _fetch_map_records(session: AsyncSession) -> tuple[list[GridRecord], list[RegionRef]]:
+    grid_rows = await session.execute(
+        select(
+            col(Region.path),
+            col(Region.name),
+            col(Region.name_en),
+            cast(col(Region.boundary), Text),
+        ).where(col(Region.level) == RegionLevel.grid, col(Region.boundary).is_not(None))
+    )
+    grids = [
+        GridRecord(
+            grid=RegionRef(code=path, name=name, name_en=name_en, level=RegionLevel.grid),
+            boundary=boundary,
+        )
+        for path, name, name_en, boundary in grid_rows.all()
+    ]
+    area_rows = await session.execute(
+        select(col(Region.path), col(Region.name), col(Region.name_en), col(Region.level)).where(
+            col(Region.level) != RegionLevel.grid
+        )
+    )
+    areas = [
+        RegionRef(code=path, name=name, name_en=name_en, level=RegionLevel(level))
+        for path, name, name_en, level in area_rows.all()
+    ]
+    return grids, areas
+
+
+async def announce_change(session: AsyncSession, grid_map: GridMap | None) -> None:
+    """Have every process reload its grid map once this transaction commits."""
+    payload = json.dumps({"origin": grid_map.origin if grid_map else None})
+    # NOTIFY is transactional: delivered at commit, dropped on rollback.
+    await session.execute(
+        text("SELECT pg_notify(:channel, :payload)"),
+        {"channel": NOTIFY_CHANNEL, "payload": payload},
+    )
+    # PostgreSQL folds identical notices of one transaction; the hook is added once too.
+    if grid_map is not None and grid_map.refresh_after_commit not in session.info.get(
+        "after_commit", []
+    ):
+        after_commit(session, grid_map.refresh_after_commit)
+
+
+# --- Reading -------------------------------------------------------------------------------
+
+
+def locate(grid_map: GridMap, lat: float, lng: float, coord: CoordSystem) -> schemas.LocateResult:
+    wgs_lat, wgs_lng = to_wgs84(lat, lng, coord)
+    found = grid_map.locate(wgs_lat, wgs_lng)
+    if found is None:
+        raise OutsideGrids()
+    return schemas.LocateResult(
+        grid=_summary_of_ref(found.grid),
+        ancestors=[_summary_of_ref(ref) for ref in found.ancestors],
+        point=schemas.LocatedPoint(lat=wgs_lat, lng=wgs_lng),
+    )
+
+
+def _summary_of_ref(ref: RegionRef) -> schemas.RegionSummary:
+    return schemas.RegionSummary(code=ref.code, name=ref.name, name_en=ref.name_en, level=ref.level)
+
+
+def _summary(region: Region) -> schemas.RegionSummary:
+    return schemas.RegionSummary(
+        code=region.path, name=region.name, name_en=region.name_en, level=region.level
+    )
+
+
+async def _find(session: AsyncSession, code: str) -> Region | None:
+    if not _CODE.match(code):
+        return None
+    result = await session.execute(select(Region).where(col(Region.path) == code))
+    return result.scalar_one_or_none()
+
+
+async def get_region(
+    session: AsyncSession, code: str, *, include_boundary: bool = False
+) -> schemas.RegionDetail:
+    region = await _find(session, code)
+    if region is None:
+        raise RegionNotFound(code=code)
+    return await _detail(session, region, include_boundary=include_boundary)
+
+
+async def _detail(
+    session: AsyncSession, region: Region, *, include_boundary: bool
+) -> schemas.RegionDetail:
+    ancestors = await session.execute(
+        select(Region)
+        .where(
+            col(Region.path).ancestor_of(region.path),  # type: ignore[attr-defined]
+            col(Region.id) != region.id,
+        )
+        .order_by(func.nlevel(col(Region.path)))
+    )
+    children = await session.execute(
+        select(Region).where(col(Region.parent_id) == region.id).order_by(col(Region.path))
+    )
+    return schemas.RegionDetail(
+        code=region.path,
+        name=region.name,
+        name_en=region.name_en,
+        level=region.level,
+        ancestors=[_summary(r) for r in ancestors.scalars()],
+        children=[_summary(r) for r in children.scalars()],
+        has_boundary=region.boundary is not None,
+        boundary=region.boundary if include_boundary else None,
+    )
+
+
+# --- Boundaries ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoundaryProblem:
+    reason: str
+    zh: str
+    en: str
+
+
+class _Bad(Exception):
+    def __init__(self, problem: BoundaryProblem) -> None:
+        self.problem = problem
+
+
+def _number(value: Any) -> float:
+    # bool is an int in Python but never a coordinate; a huge JSON integer overflows float.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Bad(_MALFORMED)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise _Bad(_MALFORMED) from None
+    if not math.isfinite(number):
+        raise _Bad(_MALFORMED)
+    return number
+
+
+_MALFORMED = BoundaryProblem(
+    "geometry_malformed",
+    "坐标格式不正确：应为 [经度, 纬度] 数值组成的环",
+    "Malformed coordinates: expected rings of [longitude, latitude] numbers",
+)
+
+
+def _ring(raw: Any, coord: CoordSystem) -> list[list[float]]:
+    if not isinstance(raw, list):
+        raise _Bad(_MALFORMED)
+    points: list[list[float]] = []
+    for position in raw:
+        if not isinstance(position, list) or not 2 <= len(position) <= 3:
+            raise _Bad(_MALFORMED)
+        lng, lat = _number(position[0]), _number(position[1])
+        if not (-180.0 <= lng <= 180.0 and -90.0 <= lat <= 90.0):
+            raise _Bad(
+                BoundaryProblem(
+                    "coordinates_out_of_range",
+                    f"坐标 [{lng}, {lat}] 超出范围：经度须在 -180 到 180、纬度须在 -90 到 90 之间"
+                    "（注意顺序为 [经度, 纬度]）",
+                    f"Coordinate [{lng}, {lat}] is out of range: longitude must be within "
+                    "-180..180 and latitude within -90..90 (the order is [longitude, latitude])",
+                )
+            )
+        points.append([lng, lat])
+    if len(points) < 4 or len({(x, y) for x, y in points}) < 3:
+        raise _Bad(
+            BoundaryProblem(
+                "ring_too_few_points",
+                f"边界环只有 {len(points)} 个点：至少需要 3 个不同的点并首尾闭合（共 4 个）",
+                f"A ring has {len(points)} positions: it needs at least 3 distinct points "
+                "and must be closed (4 positions)",
+            )
+        )
+    if points[0] != points[-1]:
+        raise _Bad(
+            BoundaryProblem(
+                "ring_not_closed",
+                "边界环未闭合：最后一个点必须与第一个点相同",
+                "A ring is not closed: its last position must equal its first",
+            )
+        )
+    if coord == "gcj02":
+        # Convert each vertex; the first and last stay identical, so the ring stays closed.
+        converted = [list(reversed(to_wgs84(lat, lng, "gcj02"))) for lng, lat in points[:-1]]
+        points = [*converted, converted[0]]
+    return points
+
+
+def _polygon(raw: Any, coord: CoordSystem) -> list[list[list[float]]]:
+    if not isinstance(raw, list) or not raw:
+        raise _Bad(_MALFORMED)
+    return [_ring(ring, coord) for ring in raw]
+
+
+def parse_boundary(
+    geometry: Any, coord: CoordSystem
+) -> tuple[dict[str, Any], BoundaryProblem | None]:
+    """A GeoJSON Polygon/MultiPolygon checked and converted to WGS-84, or why it is unusable."""
+    if not isinstance(geometry, dict) or not geometry:
+        return {}, BoundaryProblem(
+            "geometry_missing", "缺少边界几何（geometry）", "The geometry is missing"
+        )
+    kind = geometry.get("type")
+    if kind not in ("Polygon", "MultiPolygon"):
+        return {}, BoundaryProblem(
+            "geometry_not_polygon",
+            f"几何类型为 {kind}，边界必须是 Polygon 或 MultiPolygon",
+            f"The geometry is a {kind}; a boundary must be a Polygon or MultiPolygon",
+        )
+    try:
+        raw = geometry.get("coordinates")
+        if kind == "Polygon":
+            coordinates: Any = _polygon(raw, coord)
+            shape: shapely.Geometry = shapely.Polygon(coordinates[0], coordinates[1:])
+        else:
+            if not isinstance(raw, list) or not raw:
+                raise _Bad(_MALFORMED)
+            coordinates = [_polygon(part, coord) for part in raw]
+            shape = shapely.MultiPolygon([(part[0], part[1:]) for part in coordinates])
+    except _Bad as bad:
+        return {}, bad.problem
+    reason = shapely.is_valid_reason(shape)
+    if reason != "Valid Geometry":
+        if "Self-intersection" in reason:
+            return {}, BoundaryProblem(
+                "geometry_self_intersection",
+                f"边界自相交（{reason}）",
+                f"The boundary intersects itself ({reason})",
+            )
+        return {}, BoundaryProblem(
+            "geometry_invalid", f"边界几何无效（{reason}）", f"The geometry is invalid ({reason})"
+        )
+    if shape.area <= 0:
+        return {}, BoundaryProblem(
+            "geometry_empty", "边界面积为零", "The boundary encloses no area"
+        )
+    return {"type": kind, "coordinates": coordinates}, None
+
+
+def _boundary_or_raise(geometry: Any, coord: CoordSystem) -> dict[str, Any]:
+    boundary, problem = parse_boundary(geometry, coord)
+    if problem is not None:
+        raise InvalidBoundary(reason_zh=problem.zh, reason_en=problem.en)
+    return boundary
+
+
+# --- Admin: who may change what -------------------------------------------------------------
+
+
+def _visible(principal: Principal, path: str) -> bool:
+    """Is `path` in the caller's part of the tree: below one of their regions, or above it?"""
+    return any(
+        path_within(path, grant.region_path) or path_within(grant.region_path, path)
+        for grant in principal.grants
+    )
+
+
+def _check_admin(principal: Principal, path: str, *, code: str) -> None:
+    """Admin on `path` or above; outside the caller's tree the region `code` is a 404."""
+    if not principal.is_staff:
+        raise Forbidden()
+    if not _visible(principal, path):
+        raise RegionNotFound(code=code)
+    principal.require((Role.admin,), path)
+
+
+def _parent_path(path: str) -> str | None:
+    return path.rpartition(".")[0] or None
+
+
+def _level_error(parent: Region) -> InvalidLevel:
+    expected = CHILD_LEVEL[RegionLevel(parent.level)]
+    return InvalidLevel(
+        parent=parent.path,
+        parent_level=parent.level,
+        parent_level_zh=_LEVEL_ZH[RegionLevel(parent.level)],
+        rule_zh=f"其下级只能是{_LEVEL_ZH[expected]}" if expected else "网格之下不能再建区域",
+        rule_en=f"its children are of level {expected.value}"
+        if expected
+        else "grids have no children",
+    )
+
+
+async def create_region(
+    session: AsyncSession,
+    principal: Principal,
+    data: schemas.RegionCreate,
+    coord: CoordSystem,
+    grid_map: GridMap | None,
+) -> schemas.RegionDetail:
+    _check_admin(principal, data.parent, code=data.parent)
+    parent = await _find(session, data.parent)
+    if parent is None:
+        raise RegionNotFound(code=data.parent)
+    expected = CHILD_LEVEL[RegionLevel(parent.level)]
+    if expected is None or (data.level is not None and data.level != expected):
+        raise _level_error(parent)
+    boundary = _boundary_or_raise(data.boundary, coord) if data.boundary is not None else None
+    code = f"{parent.path}.{data.label}"
+    # ON CONFLICT keeps a concurrent duplicate a 409 rather than a failed transaction.
+    inserted = await session.execute(
+        insert(Region)
+        .values(
+            id=new_id(),
+            path=code,
+            parent_id=parent.id,
+            level=expected.value,
+            name=data.name,
+            name_en=data.name_en,
+            boundary=boundary,
+        )
+        .on_conflict_do_nothing(index_elements=["path"])
+        .returning(col(Region.id))
+    )
+    region_id = inserted.scalar_one_or_none()
+    if region_id is None:
+        raise RegionDuplicate(code=code)
+    await announce_change(session, grid_map)
+    region = await session.get(Region, region_id)
+    assert region is not None
+    return await _detail(session, region, include_boundary=True)
+
+
+async def update_region(
+    session: AsyncSession,
+    principal: Principal,
+    code: str,
+    data: schemas.RegionUpdate,
+    coord: CoordSystem,
+    grid_map: GridMap | None,
+) -> schemas.RegionDetail:
+    # Regions are managed from above: an admin of the parent (a root by an admin of itself).
+    _check_admin(principal, _parent_path(code) or code, code=code)
+    region = await _find(session, code)
+    if region is None:
+        raise RegionNotFound(code=code)
+    changes: dict[str, Any] = {}
+    given = data.model_fields_set
+    if "name" in given and data.name is not None:
+        changes["name"] = data.name
+    if "name_en" in given:
+        changes["name_en"] = data.name_en
+    if "boundary" in given:
+        changes["boundary"] = (
+            _boundary_or_raise(data.boundary, coord) if data.boundary is not None else None
+        )
+    if changes:
+        changes["updated_at"] = now()
+        await session.execute(
+            update(Region)
+            .where(col(Region.id) == region.id)
+            .values(**changes)
+            .execution_options(synchronize_session=False)
+        )
+        await announce_change(session, grid_map)
+        await session.refresh(region)
+    return await _detail(session, region, include_boundary=True)
+
+
+# --- Admin: grid import ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _GridRow:
+    index: int
+    code: str
+    name: str
+    name_en: str | None
+    has_name_en: bool
+    boundary: dict[str, Any]
+
+
+def _issue(index: int, code: str | None, reason: str, zh: str, en: str) -> FeatureIssue:
+    return FeatureIssue(index=index, code=code, reason=reason, message={"zh-CN": zh, "en": en})
+
+
+def _check_features(
+    features: Sequence[schemas.GridFeature], coord: CoordSystem
+) -> tuple[list[_GridRow], list[FeatureIssue]]:
+    """Everything that needs no database: properties, geometry, duplicates within the file."""
+    rows: list[_GridRow] = []
+    issues: list[FeatureIssue] = []
+    for index, feature in enumerate(features):
+        properties = feature.properties or {}
+        raw_code = properties.get("code")
+        code = raw_code.strip() if isinstance(raw_code, str) else None
+        bad = False
+        if not code:
+            bad = True
+            issues.append(
+                _issue(
+                    index,
+                    None,
+                    "code_missing",
+                    "缺少 properties.code（网格的完整编码）",
+                    "properties.code (the grid's full code) is missing",
+                )
+            )
+        elif not _CODE.match(code) or "." not in code:
+            bad = True
+            issues.append(
+                _issue(
+                    index,
+                    code,
+                    "code_invalid",
+                    f"编码 {code} 格式不正确：应为以点分隔的完整路径，"
+                    "每段只含小写字母、数字和下划线",
+                    f"Code {code} is malformed: expected a dotted full path of lower-case "
+                    "letters, digits and underscores",
+                )
+            )
+        raw_name = properties.get("name")
+        name = raw_name.strip() if isinstance(raw_name, str) else ""
+        if not 1 <= len(name) <= 100:
+            bad = True
+            issues.append(
+                _issue(
+                    index,
+                    code,
+                    "name_invalid",
+                    "properties.name 须为 1 到 100 个字的名称",
+                    "properties.name must be a name of 1 to 100 characters",
+                )
+            )
+        raw_name_en = properties.get("name_en")
+        name_en = (raw_name_en.strip() or None) if isinstance(raw_name_en, str) else None
+        if (raw_name_en is not None and not isinstance(raw_name_en, str)) or len(
+            name_en or ""
+        ) > 100:
+            bad = True
+            issues.append(
+                _issue(
+                    index,
+                    code,
+                    "name_en_invalid",
+                    "properties.name_en 须为不超过 100 个字符的文本",
+                    "properties.name_en must be text of at most 100 characters",
+                )
+            )
+        boundary, problem = parse_boundary(feature.geometry, coord)
+        if problem is not None:
+            bad = True
+            issues.append(_issue(index, code, problem.reason, problem.zh, problem.en))
+        if not bad:
+            assert code is not None
+            rows.append(
+                _GridRow(
+                    index=index,
+                    code=code,
+                    name=name,
+                    name_en=name_en,
+                    has_name_en="name_en" in properties,
+                    boundary=boundary,
+                )
+            )
+    seen: dict[str, list[int]] = {}
+    for index, feature in enumerate(features):
+        code = (feature.properties or {}).get("code")
+        if isinstance(code, str) and code.strip():
+            seen.setdefault(code.strip(), []).append(index)
+    for code, indexes in seen.items():
+        if len(indexes) > 1:
+            where = ", ".join(str(i) for i in indexes)
+            for index in indexes:
+                issues.append(
+                    _issue(
+                        index,
+                        code,
+                        "duplicate_code",
+                        f"编码 {code} 在文件中出现了 {len(indexes)} 次（第 {where} 个要素）",
+                        f"Code {code} appears {len(indexes)} times in the file (features {where})",
+                    )
+                )
+    return rows, issues
+
+
+def _in_paths(name: str, paths: Sequence[str]) -> Any:
+    """`region.path IN (...)` for up to 50,000 paths: one array parameter, unnested so the
+    planner can hash-join instead of scanning the array for every row."""
+    array = bindparam(name, list(paths), type_=ARRAY(Ltree()))
+    return col(Region.path).in_(select(func.unnest(array)))
+
+
+async def import_grids(
+    session: AsyncSession,
+    principal: Principal,
+    collection: schemas.GridFeatureCollection,
+    coord: CoordSystem,
+    grid_map: GridMap | None,
+) -> schemas.GridImportResult:
+    """Create or update every grid of the collection, or nothing if any feature is bad."""
+    features = collection.features
+    if len(features) > schemas.MAX_IMPORT_FEATURES:
+        raise ImportTooLarge(limit=schemas.MAX_IMPORT_FEATURES, count=len(features))
+    if not principal.paths_for((Role.admin,)):
+        raise Forbidden()
+    rows, issues = await asyncio.to_thread(_check_features, features, coord)
+
+    allowed: list[_GridRow] = []
+    for row in rows:
+        parent = _parent_path(row.code) or ""
+        if principal.can((Role.admin,), parent):
+            allowed.append(row)
+        else:
+            # Said the same whether or not the community exists, so nothing leaks.
+            issues.append(
+                _issue(
+                    row.index,
+                    row.code,
+                    "parent_forbidden",
+                    f"您不是 {parent} 的管理员，不能导入其网格",
+                    f"You are not an admin of {parent} and cannot import its grids",
+                )
+            )
+
+    parents: dict[str, tuple[uuid.UUID, str]] = {}
+    parent_paths = sorted({_parent_path(row.code) or "" for row in allowed})
+    if parent_paths:
+        result = await session.execute(
+            select(col(Region.path), col(Region.id), col(Region.level)).where(
+                _in_paths("parents", parent_paths)
+            )
+        )
+        parents = {path: (region_id, level) for path, region_id, level in result.all()}
+    existing: dict[str, tuple[str, str, str | None, Any]] = {}
+    if allowed:
+        result = await session.execute(
+            select(
+                col(Region.path),
+                col(Region.level),
+                col(Region.name),
+                col(Region.name_en),
+                col(Region.boundary),
+            ).where(_in_paths("codes", [row.code for row in allowed]))
+        )
+        existing = {path: (level, name, en, boundary) for path, level, name, en, boundary in result}
+
+    writable: list[tuple[_GridRow, uuid.UUID]] = []
+    for row in allowed:
+        parent = _parent_path(row.code) or ""
+        found = parents.get(parent)
+        if found is None:
+            issues.append(
+                _issue(
+                    row.index,
+                    row.code,
+                    "parent_missing",
+                    f"上级社区 {parent} 不存在",
+                    f"The parent community {parent} does not exist",
+                )
+            )
+        elif found[1] != RegionLevel.community:
+            level = RegionLevel(found[1])
+            issues.append(
+                _issue(
+                    row.index,
+                    row.code,
+                    "parent_not_community",
+                    f"上级 {parent} 是{_LEVEL_ZH[level]}，网格只能建在社区之下",
+                    f"The parent {parent} is a {level.value}; grids belong under a community",
+                )
+            )
+        elif row.code in existing and existing[row.code][0] != RegionLevel.grid:
+            issues.append(
+                _issue(
+                    row.index,
+                    row.code,
+                    "code_taken",
+                    f"编码 {row.code} 已被非网格区域使用",
+                    f"Code {row.code} is already used by a region that is not a grid",
+                )
+            )
+        else:
+            writable.append((row, found[0]))
+
+    if issues:
+        issues.sort(key=lambda issue: issue.index)
+        raise GridImportInvalid(issues)
+
+    created = updated = unchanged = 0
+    for row, _ in writable:
+        before = existing.get(row.code)
+        if before is None:
+            created += 1
+        elif (
+            before[1] == row.name
+            and before[3] == row.boundary
+            and (not row.has_name_en or before[2] == row.name_en)
+        ):
+            unchanged += 1
+        else:
+            updated += 1
+
+    await _upsert_grids(session, writable)
+    if created or updated:
+        await announce_change(session, grid_map)
+    return schemas.GridImportResult(created=created, updated=updated, unchanged=unchanged)
+
+
+async def _upsert_grids(session: AsyncSession, rows: list[tuple[_GridRow, uuid.UUID]]) -> None:
+    at = now()
+    table = Region.__table__
+    # Rows without `name_en` keep the stored one: a boundary-only file must not erase it.
+    for with_name_en in (True, False):
+        group = [(row, parent_id) for row, parent_id in rows if row.has_name_en is with_name_en]
+        if not group:
+            continue
+        # One statement, executed for many parameter sets (the driver pipelines them).
+        statement = insert(table)
+        excluded = statement.excluded
+        values: dict[str, Any] = {
+            "name": excluded.name,
+            "boundary": excluded.boundary,
+            "updated_at": at,
+        }
+        changed = table.c.name.is_distinct_from(excluded.name) | table.c.boundary.is_distinct_from(
+            excluded.boundary
+        )
+        if with_name_en:
+            values["name_en"] = excluded.name_en
+            changed = changed | table.c.name_en.is_distinct_from(excluded.name_en)
+        upsert = statement.on_conflict_do_update(
+            index_elements=["path"],
+            set_=values,
+            where=(table.c.level == RegionLevel.grid.value) & changed,
+        )
+        for start in range(0, len(group), _WRITE_CHUNK):
+            await session.execute(
+                upsert,
+                [
+                    {
+                        "id": new_id(),
+                        "path": row.code,
+                        "parent_id": parent_id,
+                        "level": RegionLevel.grid.value,
+                        "name": row.name,
+                        "name_en": row.name_en,
+                        "boundary": row.boundary,
+                    }
+                    for row, parent_id in group[start : start + _WRITE_CHUNK]
+                ],
+            )
