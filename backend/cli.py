@@ -143,7 +143,7 @@ def serve(
     """Run the API. With no database or S3 configured, starts embedded ones (and the WeChat
     emulator in development), migrates, loads demo data, and serves on 127.0.0.1:8000."""
     settings = get_settings()
-    configure_logging(settings.log_level, json=settings.log_json)
+    configure_logging(settings.log_level, json=settings.json_logs)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     started = time.perf_counter()
@@ -180,7 +180,7 @@ def serve(
 def migrate() -> None:
     """Bring the database schema up to date (embedded PostgreSQL when none is configured)."""
     settings = get_settings()
-    configure_logging(settings.log_level, json=settings.log_json)
+    configure_logging(settings.log_level, json=settings.json_logs)
     with ExitStack() as stack, _embedded_database(settings, stack) as settings:
         asyncio.run(_migrate(settings, demo=False))
 
@@ -189,7 +189,7 @@ def migrate() -> None:
 def demo_data() -> None:
     """Load the demo city, its grids and the demo accounts (does nothing if present)."""
     settings = get_settings()
-    configure_logging(settings.log_level, json=settings.log_json)
+    configure_logging(settings.log_level, json=settings.json_logs)
     if settings.env is Environment.production:
         raise typer.BadParameter("demo data is not for production")
     with ExitStack() as stack, _embedded_database(settings, stack) as settings:

@@ -17,8 +17,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from backend.embedded import EmbeddedPostgres, EmbeddedS3
-from backend.wechat.emulator import EmulatorServer
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
@@ -29,6 +27,8 @@ from backend.core.clock import clock
 from backend.core.config import Environment, Settings
 from backend.core.database import create_engine
 from backend.core.migrate import upgrade
+from backend.embedded import EmbeddedPostgres, EmbeddedS3
+from backend.wechat.emulator import EmulatorServer
 
 TEST_APPID = "wx-shanzhi-test"
 TEST_APP_SECRET = "test-app-secret"
@@ -218,3 +218,14 @@ def login(client: httpx.AsyncClient, emulator: EmulatorServer) -> Login:
 
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status and stable code."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    assert body["status"] == status
+    assert body["detail"] and body["title"]
+    return body

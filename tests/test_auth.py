@@ -17,20 +17,7 @@ from backend.auth.principal import path_within
 from backend.core.clock import clock
 from backend.core.security import PersonalData
 from backend.wechat.emulator import EmulatorServer
-from tests.conftest import Login, bearer
-
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    assert body["detail"] and body["title"]
-    return body
-
+from tests.conftest import Login, assert_problem, bearer
 
 # --- login ---------------------------------------------------------------------------
 

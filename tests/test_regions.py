@@ -21,23 +21,12 @@ from backend.core.ids import new_id
 from backend.regions import service as regions_service
 from backend.regions.models import Region, RegionLevel
 from backend.regions.service import GridMap, GridRecord, RegionRef
-from tests.conftest import Login, bearer
+from tests.conftest import Login, assert_problem, bearer
 
-PROBLEM = "application/problem+json"
 GANGDING = "gz.tianhe.shipai.gangding"
 # Demo geometry (backend/demo.py): Gangding's 3x3 grids start at 23.1300 N, 113.3250 E and
 # measure 0.0027 deg of latitude by 0.0029 deg of longitude; g01 is the south-west one.
 SOUTH, WEST, DLAT, DLNG = 23.1300, 113.3250, 0.0027, 0.0029
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    assert body["detail"] and body["title"]
-    return body
 
 
 def square(south: float, west: float, north: float, east: float) -> dict[str, Any]:

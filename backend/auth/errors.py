@@ -36,11 +36,6 @@ class UserNotFound(NotFound):
     message = {"zh-CN": "找不到该用户", "en": "User not found"}
 
 
-class RegionNotFound(NotFound):
-    code = "regions.not_found"
-    message = {"zh-CN": "找不到区域 {code}", "en": "Region {code} not found"}
-
-
 class GrantNotFound(NotFound):
     code = "auth.grant_not_found"
     message = {"zh-CN": "找不到该授权", "en": "Role grant not found"}

@@ -24,6 +24,7 @@ from backend.core.database import SessionDep
 from backend.core.errors import Forbidden, Unauthenticated, problem_responses
 from backend.core.pagination import CursorParam, LimitParam, Page, decode_cursor, encode_cursor
 from backend.core.security import TokenExpired, TokenInvalid
+from backend.regions.errors import RegionNotFound
 from backend.wechat import errors as wechat_errors
 
 router = APIRouter(tags=["auth"])
@@ -159,7 +160,7 @@ def _grant_out(grant: service.RoleGrant, user: service.User) -> RoleGrantOut:
     response_model=RoleGrantOut,
     responses=problem_responses(
         *TOKEN_ERRORS,
-        errors.RegionNotFound,
+        RegionNotFound,
         errors.UserNotFound,
         errors.GrantDuplicate,
         errors.AdminGrantTooHigh,
@@ -185,7 +186,7 @@ async def grant_role(
     operation_id="list_role_grants",
     tags=["admin"],
     response_model=Page[RoleGrantOut],
-    responses=problem_responses(*TOKEN_ERRORS, errors.RegionNotFound),
+    responses=problem_responses(*TOKEN_ERRORS, RegionNotFound),
 )
 async def list_role_grants(
     principal: CurrentPrincipal,

