@@ -14,6 +14,7 @@ from backend.auth.router import router as auth_router
 from backend.core.config import Settings, get_settings
 from backend.core.database import create_engine, create_sessionmaker
 from backend.core.errors import PROBLEM_JSON, install_error_handlers
+from backend.core.ratelimit import create_limiter
 from backend.core.security import PersonalData
 from backend.ops.middleware import RequestLogMiddleware
 from backend.ops.router import router as ops_router
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.personal_data = PersonalData(settings.data_key.get_secret_value())
     app.state.grid_map = regions_service.GridMap()
+    app.state.rate_limiter = create_limiter(settings.redis_url)
     install_error_handlers(app)
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")

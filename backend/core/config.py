@@ -76,6 +76,22 @@ class Settings(BaseSettings):
     wechat_timeout_seconds: float = Field(5.0, description="Timeout of one WeChat API call.")
     emulator_port: int = Field(8001, description="Port of the bundled WeChat emulator.")
 
+    redis_url: str | None = Field(
+        None,
+        description="redis://host:port/db for rate limits shared by replicas; unset: in memory.",
+    )
+    rate_limits: dict[str, str] = Field(
+        default_factory=dict,
+        description='Overrides of per-user limits, as JSON: {"case_submit": "20/minute"}.',
+    )
+    case_autoclose_days: int = Field(
+        7, description="Days after which a resolved case the resident never rated closes."
+    )
+    case_reopen_days: int = Field(7, description="Days a resident may reopen a resolved case.")
+    upload_ttl_minutes: int = Field(
+        15, description="Lifetime of an upload policy; unattached uploads are removed later."
+    )
+
     jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), description="HS256 signing key.")
     access_token_minutes: int = Field(15, description="Lifetime of an access token.")
     refresh_token_days: int = Field(30, description="Lifetime of a refresh token.")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import backend.auth.models
+import backend.cases.models
 import backend.regions.models
+import backend.storage.models
 import backend.wechat.models  # noqa: F401
 from backend.core.database import metadata
 
