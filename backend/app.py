@@ -11,6 +11,9 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 
 from backend.auth.router import router as auth_router
+from backend.cases.router import admin_router as categories_admin_router
+from backend.cases.router import router as cases_router
+from backend.cases.staff_router import router as staff_cases_router
 from backend.core.config import Settings, get_settings
 from backend.core.database import create_engine, create_sessionmaker
 from backend.core.errors import PROBLEM_JSON, install_error_handlers
@@ -21,6 +24,7 @@ from backend.ops.router import router as ops_router
 from backend.regions import service as regions_service
 from backend.regions.router import admin_router as regions_admin_router
 from backend.regions.router import router as regions_router
+from backend.storage.router import router as uploads_router
 from backend.storage.service import ObjectStore
 from backend.wechat.client import WechatClient
 
@@ -100,5 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router, prefix="/v1")
     app.include_router(regions_router, prefix="/v1")
     app.include_router(regions_admin_router, prefix="/v1")
+    app.include_router(cases_router, prefix="/v1")
+    app.include_router(categories_admin_router, prefix="/v1")
+    app.include_router(staff_cases_router, prefix="/v1")
+    app.include_router(uploads_router, prefix="/v1")
     _problems_as_problem_json(app)
     return app

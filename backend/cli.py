@@ -1,4 +1,4 @@
-"""The `shanzhi` command: serve, migrate, demo-data, openapi."""
+"""The `shanzhi` command: serve, migrate, worker, demo-data, openapi."""
 
 from __future__ import annotations
 
@@ -183,6 +183,37 @@ def migrate() -> None:
     configure_logging(settings.log_level, json=settings.json_logs)
     with ExitStack() as stack, _embedded_database(settings, stack) as settings:
         asyncio.run(_migrate(settings, demo=False))
+
+
+@cli.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Run the jobs once, then exit.")] = False,
+    interval: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1, help="Seconds between runs (default: SHANZHI_WORKER_INTERVAL_SECONDS)."
+        ),
+    ] = None,
+) -> None:
+    """Run the periodic jobs: escalate overdue cases, close unrated ones, purge stale uploads.
+
+    Any number of workers may run at once. SIGINT or SIGTERM stops it cleanly; with
+    `--once` the exit code is 1 if a job failed.
+    """
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.json_logs)
+    from backend.cases.tasks import run_worker
+
+    with ExitStack() as stack, _embedded_database(settings, stack) as settings:
+        healthy = asyncio.run(
+            run_worker(
+                settings,
+                once=once,
+                interval=interval if interval is not None else settings.worker_interval_seconds,
+            )
+        )
+    if once and not healthy:
+        raise typer.Exit(1)
 
 
 @cli.command("demo-data")

@@ -1,5 +1,6 @@
 """Demo data: a small Guangzhou (3 districts, 6 streets, 12 communities, 108 grids) and the
-demo accounts that log in through the WeChat emulator with fixed openids.
+demo accounts that log in through the WeChat emulator with fixed openids, and the report and
+complaint categories with their SLAs.
 
 The geometry is generated, not surveyed: blocks of ~300 m square grids placed near the real
 streets, in WGS-84. Everything is deterministic, so the same point lands in the same grid on
@@ -14,10 +15,12 @@ from typing import Any
 
 import shapely
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from backend.auth.models import Role, RoleGrant, User
+from backend.cases.models import CaseKind, Category
 from backend.core.ids import new_id
 from backend.regions.models import Region, RegionLevel
 
@@ -256,11 +259,150 @@ def _lists(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class DemoCategory:
+    kind: CaseKind
+    code: str
+    name: str
+    name_en: str
+    response_hours: int
+    resolution_hours: int
+    handling_unit: str
+    handling_unit_en: str
+
+
+_POLICE = ("派出所", "Police station")
+_URBAN_SQUAD = ("城管中队", "Urban management squad")
+_ENFORCEMENT = ("街道综合执法队", "Subdistrict law-enforcement team")
+
+DEMO_CATEGORIES: tuple[DemoCategory, ...] = (
+    DemoCategory(
+        CaseKind.report, "public_security", "治安隐患", "Public-security hazard", 2, 24, *_POLICE
+    ),
+    DemoCategory(
+        CaseKind.report,
+        "fire_hazard",
+        "消防隐患",
+        "Fire hazard",
+        2,
+        24,
+        "消防救援站",
+        "Fire and rescue station",
+    ),
+    DemoCategory(
+        CaseKind.report,
+        "sanitation",
+        "环境卫生",
+        "Sanitation",
+        4,
+        48,
+        "环卫站",
+        "Sanitation station",
+    ),
+    DemoCategory(
+        CaseKind.report,
+        "road_facilities",
+        "道路设施",
+        "Road facilities (e.g. broken manhole cover)",
+        4,
+        72,
+        "住建局道路养护所",
+        "Road maintenance office",
+    ),
+    DemoCategory(
+        CaseKind.report,
+        "illegal_construction",
+        "违章搭建",
+        "Illegal construction",
+        8,
+        168,
+        *_ENFORCEMENT,
+    ),
+    DemoCategory(CaseKind.report, "noise", "噪音扰民", "Noise nuisance", 2, 48, *_ENFORCEMENT),
+    DemoCategory(
+        CaseKind.report, "street_vending", "占道经营", "Street vending", 4, 48, *_URBAN_SQUAD
+    ),
+    DemoCategory(
+        CaseKind.report,
+        "municipal_facilities",
+        "市政设施",
+        "Municipal facilities (street lights, drains)",
+        8,
+        120,
+        "市政设施养护所",
+        "Municipal facilities maintenance office",
+    ),
+    DemoCategory(
+        CaseKind.complaint,
+        "property_management",
+        "物业服务",
+        "Property management",
+        24,
+        168,
+        "住建局物业监管科",
+        "Property supervision section",
+    ),
+    DemoCategory(
+        CaseKind.complaint,
+        "consumer_rights",
+        "市场监管",
+        "Consumer rights",
+        24,
+        168,
+        "市场监督管理所",
+        "Market supervision office",
+    ),
+    DemoCategory(
+        CaseKind.complaint,
+        "wages",
+        "劳动保障",
+        "Unpaid wages",
+        24,
+        120,
+        "劳动保障监察大队",
+        "Labour inspection brigade",
+    ),
+    DemoCategory(
+        CaseKind.complaint,
+        "urban_management",
+        "城市管理",
+        "Urban management",
+        12,
+        120,
+        *_URBAN_SQUAD,
+    ),
+)
+
+
+async def load_demo_categories(session: AsyncSession) -> None:
+    """Add the demo categories that are missing; ones already there (maybe edited) stay."""
+    rows = [
+        {
+            "id": new_id(),
+            "kind": category.kind.value,
+            "code": category.code,
+            "name": category.name,
+            "name_en": category.name_en,
+            "response_hours": category.response_hours,
+            "resolution_hours": category.resolution_hours,
+            "handling_unit": category.handling_unit,
+            "handling_unit_en": category.handling_unit_en,
+            "position": 10 * (index + 1),
+            "active": True,
+        }
+        for index, category in enumerate(DEMO_CATEGORIES)
+    ]
+    await session.execute(
+        insert(Category).values(rows).on_conflict_do_nothing(index_elements=["kind", "code"])
+    )
+
+
 async def load_demo_data(session: AsyncSession) -> bool:
     """Add the demo city and accounts unless the city exists; True if it added them.
 
-    Only flushes: the caller commits.
+    Only flushes: the caller commits. The demo categories are added either way.
     """
+    await load_demo_categories(session)
     exists = await session.execute(select(col(Region.id)).where(col(Region.path) == CITY_CODE))
     if exists.first() is not None:
         return False

@@ -12,6 +12,220 @@ declare const wx: {
   }): void;
 };
 
+export interface AttachmentOut {
+  /** The upload's id. */
+  "id": string;
+  /** Short-lived URL to fetch the file. */
+  "url": string;
+  "content_type": string;
+  /** The timeline event it came with. */
+  "event_seq"?: number | null;
+}
+
+export interface CaseEventOut {
+  "seq": number;
+  "action": string;
+  "from_state": CaseState | null;
+  "to_state": CaseState | null;
+  "note": string | null;
+  /** `resident`, a staff role, or `system`. */
+  "actor_role": string;
+  /** Who acted; given for staff only, never for residents. */
+  "actor"?: PersonOut | null;
+  "data": Record<string, unknown>;
+  "created_at": string;
+}
+
+export type CaseKind = "report" | "complaint" | "mediation";
+
+/** A case in a list: enough to show a row and open the case. */
+export interface CaseListItem {
+  "id": string;
+  "number": string;
+  "kind": CaseKind;
+  "state": CaseState;
+  "category": CategoryBrief;
+  /** The first 40 characters of the description. */
+  "summary": string;
+  "address": string | null;
+  "supporters": number;
+  "rating": number | null;
+  "response_due_at": string;
+  "resolution_due_at": string;
+  "created_at": string;
+  "updated_at": string | null;
+}
+
+/** A case as its reporter or the staff handling it see it. */
+export interface CaseOut {
+  "id": string;
+  /** Human-readable number, e.g. `RPT-20261122-000123`. */
+  "number": string;
+  "kind": CaseKind;
+  "state": CaseState;
+  /** Send back to staff actions (optimistic locking). */
+  "version": number;
+  "category": CategoryBrief;
+  "description": string;
+  "location": PointOut;
+  "address": string | null;
+  "grid": RegionBrief;
+  /** The region whose staff handle it now. */
+  "queue": RegionBrief;
+  "channel": Channel;
+  "anonymous": boolean;
+  /** Null to staff when the case is anonymous (or nobody reported it). */
+  "reporter"?: ReporterOut | null;
+  /** Masked; hidden when anonymous. */
+  "contact_phone"?: string | null;
+  /** Whom a complaint is about. */
+  "target"?: TargetOut | null;
+  "priority": string;
+  "escalation_level": number;
+  "assignee_id": string | null;
+  /** Residents who added their +1. */
+  "supporters": number;
+  "response_due_at": string;
+  "resolution_due_at": string;
+  "accepted_at": string | null;
+  "resolved_at": string | null;
+  "closed_at": string | null;
+  "rejected_reason": string | null;
+  "rating": number | null;
+  "rating_comment": string | null;
+  "reopen_count": number;
+  "created_at": string;
+  "updated_at": string | null;
+  "attachments": Array<AttachmentOut>;
+  "timeline": Array<CaseEventOut>;
+}
+
+/** A case staff register for a resident who phoned or came to the counter. */
+export interface CaseRegistration {
+  "kind": "report" | "complaint";
+  /** The category's id or its code (of that kind). */
+  "category": string;
+  "description": string;
+  "location": LocationIn;
+  /** The place as the caller says. */
+  "address"?: string | null;
+  "channel": RegisterChannel;
+  /** The caller's mainland mobile number (11 digits); links the case to the resident who bound this number, and is stored encrypted. */
+  "resident_phone"?: string | null;
+  /** Complaints: whom it is about. */
+  "target"?: ComplaintTargetIn | null;
+}
+
+export type CaseState = "submitted" | "accepted" | "in_progress" | "resolved" | "closed" | "rejected" | "reopened";
+
+/** A region's figures and those of each region directly below it. */
+export interface CaseStats {
+  /** Start of the period (included). */
+  "period_from": string;
+  /** End of the period (excluded). */
+  "period_to": string;
+  /** The “now” of the overdue figures. */
+  "computed_at": string;
+  "region": RegionFigures;
+  /** Every region directly below, ordered by code; zero figures when it has no cases. */
+  "children": Array<RegionFigures>;
+}
+
+export interface CategoryBrief {
+  "id": string;
+  "code": string;
+  "name": string;
+  "name_en": string;
+  "handling_unit": string;
+  "handling_unit_en": string;
+}
+
+export interface CategoryCreate {
+  "kind": CaseKind;
+  /** Lower-case letters, digits, _. */
+  "code": string;
+  "name": string;
+  "name_en": string;
+  "response_hours": number;
+  "resolution_hours": number;
+  "handling_unit": string;
+  "handling_unit_en": string;
+  "position"?: number;
+  "active"?: boolean;
+}
+
+/** A kind of report or complaint, with its SLA and the unit that handles it. */
+export interface CategoryOut {
+  "id": string;
+  "kind": CaseKind;
+  /** Stable code, usable instead of the id when submitting. */
+  "code": string;
+  /** Name in Chinese, as shown in the app. */
+  "name": string;
+  "name_en": string;
+  /** Hours within which staff must accept the case. */
+  "response_hours": number;
+  /** Hours within which the case must be resolved. */
+  "resolution_hours": number;
+  /** The unit that handles it by default. */
+  "handling_unit": string;
+  "handling_unit_en": string;
+  /** Order in the app's list (ascending). */
+  "position": number;
+  "active": boolean;
+}
+
+export interface CategoryRef {
+  "id": string;
+  "code": string;
+  "name": string;
+  "name_en": string;
+}
+
+/** Fields to change; a field left out stays as it is. Kind and code never change. */
+export interface CategoryUpdate {
+  "name"?: string;
+  "name_en"?: string;
+  "response_hours"?: number;
+  "resolution_hours"?: number;
+  "handling_unit"?: string;
+  "handling_unit_en"?: string;
+  "position"?: number;
+  "active"?: boolean;
+}
+
+export type Channel = "miniapp" | "phone" | "counter" | "inspection";
+
+export interface ChannelCounts {
+  "miniapp"?: number;
+  "phone"?: number;
+  "counter"?: number;
+  "inspection"?: number;
+}
+
+/** A one-click complaint: a report that names whom it is about. */
+export interface ComplaintCreate {
+  /** The category's id or its code. */
+  "category": string;
+  "description": string;
+  "location": LocationIn;
+  /** What the resident calls the place (optional). */
+  "address"?: string | null;
+  /** Uploads (purpose `case_photo` or `case_video`) in display order. */
+  "upload_ids"?: Array<string>;
+  /** Hide the resident's identity from staff. */
+  "anonymous"?: boolean;
+  "target": ComplaintTargetIn;
+}
+
+export type ComplaintTarget = "department" | "property_company" | "business";
+
+export interface ComplaintTargetIn {
+  /** department, property_company or business. */
+  "type": ComplaintTarget;
+  "name": string;
+}
+
 export interface FeatureIssueOut {
   /** Position of the feature in `features`, from 0. */
   "index": number;
@@ -92,6 +306,15 @@ export interface LocatedPoint {
   "coord"?: "wgs84";
 }
 
+export interface LocationIn {
+  /** Latitude in degrees. */
+  "lat": number;
+  /** Longitude in degrees. */
+  "lng": number;
+  /** `gcj02` (what wx.getLocation gives by default) or `wgs84`. */
+  "coord": "gcj02" | "wgs84";
+}
+
 export interface Me {
   "id": string;
   "nickname": string | null;
@@ -101,15 +324,51 @@ export interface Me {
   "created_at": string;
 }
 
+export interface Page_CaseListItem_ {
+  "items": Array<CaseListItem>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
 export interface Page_RoleGrantOut_ {
   "items": Array<RoleGrantOut>;
   /** Pass as `cursor` for the next page; null on the last page. */
   "next_cursor"?: string | null;
 }
 
+export interface Page_StaffCaseItem_ {
+  "items": Array<StaffCaseItem>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
+export interface PersonOut {
+  "id": string;
+  "nickname"?: string | null;
+}
+
 export interface PhoneBinding {
   /** The code from the getPhoneNumber button (`e.detail.code`). */
   "code": string;
+}
+
+export interface PointOut {
+  "lat": number;
+  "lng": number;
+  "coord"?: "wgs84";
+}
+
+/** An open case nearby in the same category: support it instead of reporting again. */
+export interface PossibleDuplicate {
+  "id": string;
+  "number": string;
+  "state": CaseState;
+  /** Metres from the submitted point. */
+  "distance_m": number;
+  "created_at": string;
+  "supporters": number;
+  /** The first 40 characters of the description. */
+  "summary": string;
 }
 
 /** An RFC 9457 problem detail, as every error of this API is shaped. */
@@ -131,8 +390,27 @@ export interface Problem {
   [key: string]: unknown;
 }
 
+export interface Rate {
+  /** numerator / denominator, 0..1 rounded to 4 decimals; null when the denominator is 0. */
+  "rate": number | null;
+  "numerator": number;
+  "denominator": number;
+}
+
+export interface RatingIn {
+  /** 1 (very dissatisfied) to 5 (very satisfied). */
+  "rating": number;
+  "comment"?: string | null;
+}
+
 export interface RefreshRequest {
   "refresh_token": string;
+}
+
+export interface RegionBrief {
+  "code": string;
+  "name": string;
+  "name_en"?: string | null;
 }
 
 /** A new region under `parent`; its code is `<parent>.<label>`. */
@@ -166,6 +444,28 @@ export interface RegionDetail {
   "boundary"?: Record<string, unknown> | null;
 }
 
+/** Figures of the report and complaint cases located in one region and created in the */
+export interface RegionFigures {
+  "code": string;
+  "name": string;
+  "name_en": string | null;
+  "level": RegionLevel;
+  /** Cases created in the period. */
+  "cases": number;
+  /** Numerator: cases whose current round was accepted by its response deadline. Denominator: cases whose current round was accepted (any state but submitted and reopened, with an acceptance time), plus cases waiting for acceptance (submitted or reopened) whose response deadline has passed by now. A reopened case counts by its new round (it gets fresh deadlines); cases rejected without ever being accepted are left out. */
+  "response_rate": Rate;
+  /** Numerator: cases whose latest resolution came by their resolution deadline. Denominator: cases with a resolution standing (resolved or closed after one), plus open cases (submitted, accepted, in progress, reopened) without one whose resolution deadline has passed by now. */
+  "on_time_resolution_rate": Rate;
+  /** Numerator: cases rated 4 or 5. Denominator: cases with a rating. */
+  "satisfaction_rate": Rate;
+  /** Numerator: cases reopened at least once. Denominator: cases resolved at least once (resolved now, or reopened since). */
+  "reopen_rate": Rate;
+  /** Cases open now whose current deadline has passed: the response deadline while submitted or reopened, the resolution deadline while accepted or in progress. */
+  "overdue_now": number;
+  /** Cases created in the period, per channel. */
+  "by_channel": ChannelCounts;
+}
+
 export type RegionLevel = "city" | "district" | "street" | "community" | "grid";
 
 /** A region without its geometry. */
@@ -179,10 +479,40 @@ export interface RegionSummary {
 
 /** Fields to change; a field left out stays as it is, `null` clears `name_en`/`boundary`. */
 export interface RegionUpdate {
-  "name"?: string | null;
+  "name"?: string;
   "name_en"?: string | null;
   /** GeoJSON Polygon or MultiPolygon, in the system named by `coord`. */
   "boundary"?: Record<string, unknown> | null;
+}
+
+/** How a resident reached staff who register the case for them. */
+export type RegisterChannel = "phone" | "counter";
+
+export type RejectReason = "duplicate" | "out_of_scope" | "insufficient_information" | "not_government_matter" | "other";
+
+export interface ReopenIn {
+  "reason": string;
+}
+
+/** A one-click report (随手拍): what, where, and up to 9 photos or videos. */
+export interface ReportCreate {
+  /** The category's id or its code. */
+  "category": string;
+  "description": string;
+  "location": LocationIn;
+  /** What the resident calls the place (optional). */
+  "address"?: string | null;
+  /** Uploads (purpose `case_photo` or `case_video`) in display order. */
+  "upload_ids"?: Array<string>;
+  /** Hide the resident's identity from staff. */
+  "anonymous"?: boolean;
+}
+
+export interface ReporterOut {
+  "id": string;
+  "nickname"?: string | null;
+  /** Masked, e.g. `138****5678`. */
+  "phone"?: string | null;
 }
 
 export type Role = "grid_worker" | "community_staff" | "mediator" | "department_handler" | "admin";
@@ -209,6 +539,108 @@ export interface RoleOut {
   "region_name": string;
 }
 
+/** What staff may do to a case from the workbench. */
+export type StaffAction = "accept" | "assign" | "start" | "resolve" | "reject" | "escalate" | "comment";
+
+export interface StaffActionBody {
+  /** The case's version as the staff member saw it. */
+  "version": number;
+  /** Shown on the timeline; required to resolve, comment, reject `other`. */
+  "note"?: string | null;
+  /** `assign`: who takes the case. */
+  "assignee_id"?: string | null;
+  /** `reject`: why. */
+  "reason"?: RejectReason | null;
+  /** `resolve`: photos of the result (uploads with purpose `resolution_photo`). */
+  "upload_ids"?: Array<string>;
+}
+
+/** A case as the workbench lists it. The reporter is never shown here. */
+export interface StaffCaseItem {
+  "id": string;
+  /** Human-readable number, e.g. `RPT-20261122-000123`. */
+  "number": string;
+  "kind": CaseKind;
+  "category": CategoryRef;
+  "state": CaseState;
+  "priority": string;
+  "channel": Channel;
+  /** The grid where the case is. */
+  "grid_code": string;
+  /** The region whose staff handle it now. */
+  "queue_code": string;
+  /** How many times it moved up a level. */
+  "escalation_level": number;
+  "assignee": UserRef | null;
+  /** The deadline that matters now: the response deadline while submitted or reopened, the resolution deadline while accepted or in progress; null otherwise. */
+  "deadline": string | null;
+  /** The deadline above has passed. */
+  "overdue": boolean;
+  "created_at": string;
+  /** The first 60 characters of the description. */
+  "summary": string;
+  /** Residents who added their “+1”. */
+  "supporters": number;
+  /** Send it back with an action (optimistic locking). */
+  "version": number;
+}
+
+/** The submitted case, and open cases nearby that may be the same problem. */
+export interface SubmissionOut {
+  "id": string;
+  /** Human-readable number, e.g. `RPT-20261122-000123`. */
+  "number": string;
+  "kind": CaseKind;
+  "state": CaseState;
+  /** Send back to staff actions (optimistic locking). */
+  "version": number;
+  "category": CategoryBrief;
+  "description": string;
+  "location": PointOut;
+  "address": string | null;
+  "grid": RegionBrief;
+  /** The region whose staff handle it now. */
+  "queue": RegionBrief;
+  "channel": Channel;
+  "anonymous": boolean;
+  /** Null to staff when the case is anonymous (or nobody reported it). */
+  "reporter"?: ReporterOut | null;
+  /** Masked; hidden when anonymous. */
+  "contact_phone"?: string | null;
+  /** Whom a complaint is about. */
+  "target"?: TargetOut | null;
+  "priority": string;
+  "escalation_level": number;
+  "assignee_id": string | null;
+  /** Residents who added their +1. */
+  "supporters": number;
+  "response_due_at": string;
+  "resolution_due_at": string;
+  "accepted_at": string | null;
+  "resolved_at": string | null;
+  "closed_at": string | null;
+  "rejected_reason": string | null;
+  "rating": number | null;
+  "rating_comment": string | null;
+  "reopen_count": number;
+  "created_at": string;
+  "updated_at": string | null;
+  "attachments": Array<AttachmentOut>;
+  "timeline": Array<CaseEventOut>;
+  /** Open cases of the same category within 100 m from the last 3 days, nearest first, at most 5. */
+  "possible_duplicates": Array<PossibleDuplicate>;
+}
+
+export interface SupportOut {
+  /** Residents who support the case, counting the caller. */
+  "supporters": number;
+}
+
+export interface TargetOut {
+  "type": ComplaintTarget;
+  "name": string;
+}
+
 export interface TokenPair {
   "access_token": string;
   "token_type"?: string;
@@ -219,6 +651,52 @@ export interface TokenPair {
   "refresh_token": string;
   "refresh_expires_at": string;
   "user": Me;
+}
+
+/** The file the phone is about to upload: what it is for, its type and its size. */
+export interface UploadCreate {
+  /** `case_photo`, `resolution_photo`, `evidence`: JPEG, PNG, WebP or HEIC up to 10 MB; `case_video`: MP4 up to 50 MB. */
+  "purpose": UploadPurpose;
+  /** MIME type of the file, e.g. `image/jpeg`; the upload must use it too. */
+  "content_type": string;
+  /** Exact size of the file in bytes (`size` from wx.chooseMedia). A larger file is refused by storage, a different one when a case names the upload. */
+  "size": number;
+}
+
+/** One of the caller's uploads and where it stands. */
+export interface UploadOut {
+  "id": string;
+  "purpose": UploadPurpose;
+  "content_type": string;
+  /** The declared size in bytes. */
+  "size": number;
+  /** `pending`: not posted yet; `uploaded`: the file is in storage, not yet named by a case; `attached`: part of a case; `deleted`: never used and removed. */
+  "state": "pending" | "uploaded" | "attached" | "deleted";
+  /** The upload form works until this time. */
+  "expires_at": string;
+}
+
+export type UploadPurpose = "case_photo" | "case_video" | "resolution_photo" | "evidence";
+
+/** Where and how to post the file: `wx.uploadFile({url, formData: fields, name: "file"})`. */
+export interface UploadTicket {
+  /** The upload's id, named later in a report. */
+  "id": string;
+  /** Where to POST the multipart form. */
+  "url": string;
+  /** Form fields to send unchanged (`formData`); the file goes in `file`. */
+  "fields": Record<string, string>;
+  /** The object key the file is stored under. */
+  "key": string;
+  /** The form must be posted before this time. */
+  "expires_at": string;
+  /** Largest file accepted: the declared size, in bytes. */
+  "max_size": number;
+}
+
+export interface UserRef {
+  "id": string;
+  "nickname": string | null;
 }
 
 export interface WechatLogin {
@@ -329,6 +807,57 @@ export function createClient(options: ClientOptions) {
     /** Create or update grids from a GeoJSON FeatureCollection */
     importGrids: (body: GridFeatureCollection, params?: { "coord"?: "gcj02" | "wgs84" }): Promise<GridImportResult> =>
       call<GridImportResult>(options, "POST", `/v1/admin/regions/grids/import`, { query: pick(params, ["coord"]), body }),
+    /** Report a problem (随手拍) with photos and its place */
+    submitReport: (body: ReportCreate, params?: { "Idempotency-Key"?: string | null }): Promise<SubmissionOut> =>
+      call<SubmissionOut>(options, "POST", `/v1/reports`, { headers: pick(params, ["Idempotency-Key"]) as Record<string, string>, body }),
+    /** Complain about a department, property company or business */
+    submitComplaint: (body: ComplaintCreate, params?: { "Idempotency-Key"?: string | null }): Promise<SubmissionOut> =>
+      call<SubmissionOut>(options, "POST", `/v1/complaints`, { headers: pick(params, ["Idempotency-Key"]) as Record<string, string>, body }),
+    /** List my reports and complaints */
+    listMyCases: (params?: { "state"?: CaseState | null; "cursor"?: string | null; "limit"?: number }): Promise<Page_CaseListItem_> =>
+      call<Page_CaseListItem_>(options, "GET", `/v1/me/cases`, { query: pick(params, ["state", "cursor", "limit"]) }),
+    /** Read a case with its timeline and attachments */
+    getCase: (caseId: string): Promise<CaseOut> =>
+      call<CaseOut>(options, "GET", `/v1/cases/${encodeURIComponent(caseId)}`),
+    /** Add my +1 to an open case */
+    supportCase: (caseId: string): Promise<SupportOut> =>
+      call<SupportOut>(options, "POST", `/v1/cases/${encodeURIComponent(caseId)}/support`),
+    /** Rate a resolved case, which closes it */
+    rateCase: (caseId: string, body: RatingIn): Promise<CaseOut> =>
+      call<CaseOut>(options, "POST", `/v1/cases/${encodeURIComponent(caseId)}/rating`, { body }),
+    /** Reopen a resolved or closed case */
+    reopenCase: (caseId: string, body: ReopenIn): Promise<CaseOut> =>
+      call<CaseOut>(options, "POST", `/v1/cases/${encodeURIComponent(caseId)}/reopen`, { body }),
+    /** List the categories residents choose from */
+    listCategories: (params?: { "kind"?: CaseKind | null }): Promise<Array<CategoryOut>> =>
+      call<Array<CategoryOut>>(options, "GET", `/v1/categories`, { query: pick(params, ["kind"]) }),
+    /** List every category, inactive ones included */
+    listAllCategories: (params?: { "kind"?: CaseKind | null }): Promise<Array<CategoryOut>> =>
+      call<Array<CategoryOut>>(options, "GET", `/v1/admin/categories`, { query: pick(params, ["kind"]) }),
+    /** Add a category */
+    createCategory: (body: CategoryCreate): Promise<CategoryOut> =>
+      call<CategoryOut>(options, "POST", `/v1/admin/categories`, { body }),
+    /** Change a category */
+    updateCategory: (categoryId: string, body: CategoryUpdate): Promise<CategoryOut> =>
+      call<CategoryOut>(options, "PATCH", `/v1/admin/categories/${encodeURIComponent(categoryId)}`, { body }),
+    /** List Staff Cases */
+    listStaffCases: (params?: { "state"?: Array<CaseState> | null; "kind"?: "report" | "complaint" | null; "category"?: string | null; "overdue"?: boolean | null; "assignee"?: "me" | string | null; "region"?: string | null; "queue"?: "mine" | null; "cursor"?: string | null; "limit"?: number }): Promise<Page_StaffCaseItem_> =>
+      call<Page_StaffCaseItem_>(options, "GET", `/v1/staff/cases`, { query: pick(params, ["state", "kind", "category", "overdue", "assignee", "region", "queue", "cursor", "limit"]) }),
+    /** Register Case */
+    registerCase: (body: CaseRegistration, params?: { "Idempotency-Key"?: string | null }): Promise<CaseOut> =>
+      call<CaseOut>(options, "POST", `/v1/staff/cases`, { headers: pick(params, ["Idempotency-Key"]) as Record<string, string>, body }),
+    /** Act On Case */
+    actOnCase: (caseId: string, action: StaffAction, body: StaffActionBody): Promise<CaseOut> =>
+      call<CaseOut>(options, "POST", `/v1/staff/cases/${encodeURIComponent(caseId)}/${encodeURIComponent(action)}`, { body }),
+    /** Get Case Stats */
+    getCaseStats: (params?: { "region"?: string | null; "from"?: string | null; "to"?: string | null }): Promise<CaseStats> =>
+      call<CaseStats>(options, "GET", `/v1/staff/stats`, { query: pick(params, ["region", "from", "to"]) }),
+    /** Get a presigned form to upload a photo or video */
+    createUpload: (body: UploadCreate): Promise<UploadTicket> =>
+      call<UploadTicket>(options, "POST", `/v1/uploads`, { body }),
+    /** Read one of my uploads */
+    getUpload: (uploadId: string): Promise<UploadOut> =>
+      call<UploadOut>(options, "GET", `/v1/uploads/${encodeURIComponent(uploadId)}`),
   };
 }
 

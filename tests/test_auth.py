@@ -131,6 +131,12 @@ async def test_no_token_answers_401_in_the_callers_language(client: httpx.AsyncC
     assert assert_problem(en, 401, "auth.unauthenticated")["detail"] == "Please log in first"
 
 
+async def test_tokens_follow_the_project_clock(client: httpx.AsyncClient, login: Login) -> None:
+    clock.advance(timedelta(days=3))
+    tokens = await login("resident-time-traveller")
+    assert (await client.get("/v1/me", headers=bearer(tokens))).status_code == 200
+
+
 async def test_expired_access_token_is_refused(client: httpx.AsyncClient, login: Login) -> None:
     tokens = await login("resident-g")
     clock.advance(timedelta(minutes=15, seconds=1))

@@ -47,7 +47,8 @@ async def test_unknown_routes_and_methods_are_problems(client: httpx.AsyncClient
     assert missing.json()["code"] == "request.not_found"
     wrong = await client.delete("/healthz")
     assert wrong.status_code == 405
-    assert wrong.json()["code"] == "http.405"
+    assert wrong.json()["code"] == "request.method_not_allowed"
+    assert wrong.headers["allow"] == "GET, HEAD"
 
 
 async def test_metrics_count_requests_by_route(client: httpx.AsyncClient) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import false, or_, select
+from sqlalchemy import and_, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.models import Role, RoleGrant, User
@@ -74,17 +74,26 @@ def region_scope(column: Any, principal: Principal, roles: tuple[Role, ...]) -> 
 
 
 async def load_principal(session: AsyncSession, user_id: uuid.UUID) -> Principal | None:
-    user = await session.get(User, user_id)
-    if user is None or not user.is_active:
-        return None
-    rows = await session.execute(
-        select(RoleGrant.role, RoleGrant.region_path).where(
-            RoleGrant.user_id == user_id,
-            RoleGrant.revoked_at.is_(None),  # type: ignore[union-attr]
+    """The user and their active grants, in one query (it runs on every request)."""
+    rows = (
+        await session.execute(
+            select(User, RoleGrant.role, RoleGrant.region_path)
+            .outerjoin(
+                RoleGrant,
+                and_(
+                    RoleGrant.user_id == User.id,  # type: ignore[arg-type]
+                    RoleGrant.revoked_at.is_(None),  # type: ignore[union-attr]
+                ),
+            )
+            .where(User.id == user_id)  # type: ignore[arg-type]
         )
+    ).all()
+    if not rows or not rows[0][0].is_active:
+        return None
+    grants = tuple(
+        Grant(role=Role(role), region_path=path) for _, role, path in rows if role is not None
     )
-    grants = tuple(Grant(role=Role(role), region_path=path) for role, path in rows.all())
-    return Principal(user=user, grants=grants)
+    return Principal(user=rows[0][0], grants=grants)
 
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from /v1/auth/wechat/login")

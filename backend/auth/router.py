@@ -22,7 +22,14 @@ from backend.auth.schemas import (
 from backend.core.clock import now
 from backend.core.database import SessionDep
 from backend.core.errors import Forbidden, Unauthenticated, problem_responses
-from backend.core.pagination import CursorParam, LimitParam, Page, decode_cursor, encode_cursor
+from backend.core.pagination import (
+    CursorInvalid,
+    CursorParam,
+    LimitParam,
+    Page,
+    decode_cursor,
+    encode_cursor,
+)
 from backend.core.security import TokenExpired, TokenInvalid
 from backend.regions.errors import RegionNotFound
 from backend.wechat import errors as wechat_errors
@@ -186,7 +193,7 @@ async def grant_role(
     operation_id="list_role_grants",
     tags=["admin"],
     response_model=Page[RoleGrantOut],
-    responses=problem_responses(*TOKEN_ERRORS, RegionNotFound),
+    responses=problem_responses(*TOKEN_ERRORS, RegionNotFound, CursorInvalid),
 )
 async def list_role_grants(
     principal: CurrentPrincipal,

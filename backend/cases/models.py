@@ -98,12 +98,32 @@ class Case(SQLModel, table=True):
         Index("ix_case_file_location_path", "location_path", postgresql_using="gist"),
         Index("ix_case_file_queue_path", "queue_path", postgresql_using="gist"),
         Index("ix_case_file_reporter_created", "reporter_id", "created_at"),
+        # Possible duplicates: open cases of a category near a point (lat/lng box).
         Index(
-            "ix_case_file_open_category_created",
+            "ix_case_file_open_category_place",
             "category_id",
-            "created_at",
+            "lat",
+            "lng",
+            postgresql_include=["created_at"],
             postgresql_where=text("state IN ('submitted','accepted','in_progress','reopened')"),
         ),
+        # The worker's scans: overdue responses, overdue resolutions, unrated resolutions.
+        Index(
+            "ix_case_file_response_due_open",
+            "response_due_at",
+            postgresql_where=text("state IN ('submitted','reopened')"),
+        ),
+        Index(
+            "ix_case_file_resolution_due_open",
+            "resolution_due_at",
+            postgresql_where=text("state IN ('accepted','in_progress')"),
+        ),
+        Index(
+            "ix_case_file_resolved_unrated",
+            "resolved_at",
+            postgresql_where=text("state = 'resolved' AND rating IS NULL"),
+        ),
+        Index("ix_case_file_created_at", "created_at"),
         CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="rating_range"),
         CheckConstraint("version >= 1", name="version_positive"),
     )

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from backend.cases.errors import CaseChangedMeanwhile, CaseTransitionNotAllowed
 from backend.cases.models import (
@@ -191,8 +192,9 @@ async def apply(
     )
     if result.scalar_one_or_none() is None:
         raise CaseChangedMeanwhile()
+    # The row is written; mirror it on the object without making it dirty (no 2nd UPDATE).
     for key, value in values.items():
-        setattr(case, key, value)
+        set_committed_value(case, key, value)
     return await _append_event(
         session,
         case,
@@ -265,7 +267,7 @@ async def open_case(
         **(extra or {}),
     )
     session.add(case)
-    await session.flush()
+    # The case's id is made here, so its first event goes into the same flush.
     event = await _append_event(
         session,
         case,

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     upload_ttl_minutes: int = Field(
         15, description="Lifetime of an upload policy; unattached uploads are removed later."
     )
+    worker_interval_seconds: float = Field(
+        60, gt=0, description="Pause between two runs of `shanzhi worker`'s periodic jobs."
+    )
 
     jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), description="HS256 signing key.")
     access_token_minutes: int = Field(15, description="Lifetime of an access token.")

@@ -92,6 +92,21 @@ class ValidationFailed(ShanzhiError):
         }
 
 
+class MalformedRequest(ShanzhiError):
+    status = 400
+    code = "request.malformed"
+    message = {
+        "zh-CN": "请求内容无法解析，请检查是否为有效的 JSON",
+        "en": "The request body could not be parsed; send valid JSON",
+    }
+
+
+class MethodNotAllowed(ShanzhiError):
+    status = 405
+    code = "request.method_not_allowed"
+    message = {"zh-CN": "不支持该请求方法", "en": "This method is not allowed here"}
+
+
 class ServiceUnavailable(ShanzhiError):
     status = 503
     code = "service.unavailable"
@@ -104,7 +119,13 @@ class InternalError(ShanzhiError):
     message = {"zh-CN": "服务器出错了，请稍后再试", "en": "Something went wrong, try again later"}
 
 
-_HTTP_CODES: dict[int, type[ShanzhiError]] = {404: NotFound, 401: Unauthenticated, 403: Forbidden}
+_HTTP_CODES: dict[int, type[ShanzhiError]] = {
+    400: MalformedRequest,
+    404: NotFound,
+    401: Unauthenticated,
+    403: Forbidden,
+    405: MethodNotAllowed,
+}
 
 
 class Problem(BaseModel):
@@ -150,6 +171,28 @@ def problem_response(error: ShanzhiError, request: Request) -> JSONResponse:
     )
 
 
+def _allowed_methods(request: Request, fallback: str) -> str:
+    """Every method the API serves at this path, from its OpenAPI paths (Starlette's own
+    `Allow` names only the first route that matched the path)."""
+    templates: list[tuple[re.Pattern[str], set[str]]] | None = getattr(
+        request.app.state, "allow_templates", None
+    )
+    if templates is None:
+        templates = []
+        for path, operations in request.app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path))
+            methods = {method.upper() for method in operations}
+            if "GET" in methods:
+                methods.add("HEAD")
+            templates.append((re.compile(f"^{pattern}$"), methods))
+        request.app.state.allow_templates = templates
+    allowed: set[str] = set()
+    for pattern, methods in templates:
+        if pattern.match(request.url.path):
+            allowed |= methods
+    return ", ".join(sorted(allowed)) if allowed else fallback
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ShanzhiError)
@@ -165,8 +208,14 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         error_type = _HTTP_CODES.get(exc.status_code)
         if error_type is not None:
-            return problem_response(error_type(), request)
-        error = ShanzhiError()
+            known = error_type()
+            known.headers = {**(known.headers or {}), **(exc.headers or {})}
+            if exc.status_code == 405:
+                known.headers["Allow"] = _allowed_methods(
+                    request, (exc.headers or {}).get("Allow", "")
+                )
+            return problem_response(known, request)
+        error = ShanzhiError(headers=dict(exc.headers or {}))
         error.status = exc.status_code  # type: ignore[misc]  # one-off framework errors (405, ...)
         error.code = f"http.{exc.status_code}"  # type: ignore[misc]
         error.message = {"zh-CN": str(exc.detail), "en": str(exc.detail)}  # type: ignore[misc]
@@ -185,7 +234,7 @@ def install_error_handlers(app: FastAPI) -> None:
 def problem_responses(*errors: type[ShanzhiError]) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a route: each error it may answer, with an example per code."""
     by_status: dict[int, list[type[ShanzhiError]]] = {}
-    for error in (*errors, ValidationFailed):
+    for error in (*errors, MalformedRequest, ValidationFailed):
         if error not in by_status.get(error.status, []):
             by_status.setdefault(error.status, []).append(error)
     responses: dict[int | str, dict[str, Any]] = {}

@@ -160,7 +160,8 @@ class RegionCreate(BaseModel):
 class RegionUpdate(BaseModel):
     """Fields to change; a field left out stays as it is, `null` clears `name_en`/`boundary`."""
 
-    name: str | None = Field(None, min_length=1, max_length=100)
+    # Optional but never null: the default is not validated, an explicit null is refused.
+    name: str = Field(None, min_length=1, max_length=100, validate_default=False)
     name_en: str | None = Field(None, max_length=100)
     boundary: dict[str, Any] | None = Field(
         None, description="GeoJSON Polygon or MultiPolygon, in the system named by `coord`."
@@ -168,13 +169,6 @@ class RegionUpdate(BaseModel):
 
     _name = field_validator("name")(_no_blank)
     _name_en = field_validator("name_en")(_blank_is_none)
-
-    @field_validator("name")
-    @classmethod
-    def _name_not_null(cls, value: str | None) -> str | None:
-        if value is None:
-            raise ValueError("name cannot be cleared")
-        return value
 
     model_config = ConfigDict(
         json_schema_extra={"example": {"name": "岗顶社区第1网格", "name_en": "Gangding Grid 1"}}

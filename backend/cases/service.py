@@ -1,0 +1,755 @@
+"""Categories, submitting reports and complaints, and the resident's side of a case.
+
+Submission is the hot path (every 随手拍 goes through it): a handful of statements, the
+response built from what is already in memory. Idempotency rests on the database's unique
+(submitted_by, idempotency_key): the insert runs in a savepoint, and when it loses to an
+earlier (or concurrent) submission with the same key, the winner is read and answered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Row, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from backend.auth.models import Role, User
+from backend.auth.principal import Principal, region_scope
+from backend.cases import schemas, workflow
+from backend.cases.errors import (
+    AlreadyRated,
+    CannotSupportOwnCase,
+    CaseNotFound,
+    CaseNotOpen,
+    CatalogueAdminOnly,
+    CategoryDuplicate,
+    CategoryInvalid,
+    CategoryNotFound,
+    CategorySlaInvalid,
+    IdempotencyConflict,
+    IdempotencyKeyInvalid,
+    IdempotencyKeyRequired,
+    NotReporter,
+    OutsideServiceArea,
+    ReopenWindowPassed,
+)
+from backend.cases.models import (
+    OPEN_STATES,
+    Case,
+    CaseAttachment,
+    CaseEvent,
+    CaseKind,
+    CaseState,
+    CaseSupport,
+    Category,
+)
+from backend.cases.workflow import Action, Actor
+from backend.core.clock import now
+from backend.regions.coords import to_wgs84
+from backend.regions.models import Region
+from backend.regions.service import GridMap, LocatedGrid
+from backend.storage import service as storage_service
+from backend.storage.models import Upload, UploadPurpose
+from backend.storage.service import ObjectStore
+
+# Staff who see the cases in their regions (mediators see mediation cases, elsewhere).
+CASE_STAFF_ROLES = (Role.grid_worker, Role.community_staff, Role.department_handler, Role.admin)
+SUBMIT_PURPOSES = (UploadPurpose.case_photo, UploadPurpose.case_video)
+# Printable ASCII without space: what survives every proxy and log line unchanged.
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
+
+DUPLICATE_RADIUS_M = 100.0
+DUPLICATE_WINDOW = timedelta(days=3)
+MAX_DUPLICATES = 5
+EARTH_RADIUS_M = 6_371_008.8
+# Fewer metres than any degree of latitude has, so the bounding box is never too small.
+_METRES_PER_DEGREE = 110_000.0
+# Inlined, not bound: the planner can then use the partial index on open cases.
+_OPEN = "state IN (" + ", ".join(f"'{state.value}'" for state in OPEN_STATES) + ")"
+KIND_ZH = {CaseKind.report: "报事", CaseKind.complaint: "投诉", CaseKind.mediation: "调解"}
+
+
+# --- Categories --------------------------------------------------------------------------
+
+
+def category_out(category: Category) -> schemas.CategoryOut:
+    return schemas.CategoryOut.model_validate(category, from_attributes=True)
+
+
+async def list_categories(
+    session: AsyncSession, kind: CaseKind | None, *, include_inactive: bool = False
+) -> list[Category]:
+    query = select(Category).order_by(
+        col(Category.kind), col(Category.position), col(Category.code)
+    )
+    if kind is not None:
+        query = query.where(col(Category.kind) == kind)
+    if not include_inactive:
+        query = query.where(col(Category.active).is_(True))
+    return list((await session.execute(query)).scalars())
+
+
+def require_catalogue_admin(principal: Principal) -> None:
+    """The catalogue is city-wide: only an admin of a city (a one-label path) edits it."""
+    if not any(
+        grant.role is Role.admin and "." not in grant.region_path for grant in principal.grants
+    ):
+        raise CatalogueAdminOnly()
+
+
+def _check_sla(response_hours: int, resolution_hours: int) -> None:
+    if resolution_hours < response_hours:
+        raise CategorySlaInvalid(response_hours=response_hours, resolution_hours=resolution_hours)
+
+
+async def create_category(
+    session: AsyncSession, principal: Principal, data: schemas.CategoryCreate
+) -> Category:
+    require_catalogue_admin(principal)
+    _check_sla(data.response_hours, data.resolution_hours)
+    category = Category(**data.model_dump())
+    try:
+        async with session.begin_nested():
+            session.add(category)
+            await session.flush()
+    except IntegrityError as error:
+        raise CategoryDuplicate(
+            code=data.code, kind=data.kind.value, kind_zh=KIND_ZH[data.kind]
+        ) from error
+    return category
+
+
+async def update_category(
+    session: AsyncSession,
+    principal: Principal,
+    category_id: uuid.UUID,
+    data: schemas.CategoryUpdate,
+) -> Category:
+    require_catalogue_admin(principal)
+    category = await session.get(Category, category_id)
+    if category is None:
+        raise CategoryNotFound()
+    changes = data.model_dump(exclude_unset=True)
+    _check_sla(
+        changes.get("response_hours", category.response_hours),
+        changes.get("resolution_hours", category.resolution_hours),
+    )
+    for name, value in changes.items():
+        setattr(category, name, value)
+    await session.flush()
+    return category
+
+
+async def load_category(session: AsyncSession, kind: CaseKind, ref: str) -> Category:
+    """An active category of `kind` by id or code, else 422 `case.category_invalid`."""
+    result = await session.execute(
+        select(Category).where(
+            col(Category.kind) == kind, col(Category.active).is_(True), _category_ref(ref)
+        )
+    )
+    category = result.scalar_one_or_none()
+    if category is None:
+        raise CategoryInvalid()
+    return category
+
+
+def _category_ref(ref: str) -> Any:
+    try:
+        category_id = uuid.UUID(ref)
+    except ValueError:
+        return col(Category.code) == ref
+    # A code is never written like a UUID, but if one were, it still matches.
+    return or_(col(Category.id) == category_id, col(Category.code) == ref)
+
+
+# --- Submission --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Submission:
+    case: schemas.SubmissionOut
+    replayed: bool  # an earlier submission with the same key, answered again
+
+
+def check_idempotency_key(key: str | None) -> str:
+    if key is None or not key.strip():
+        raise IdempotencyKeyRequired()
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise IdempotencyKeyInvalid()
+    return key
+
+
+def request_hash(kind: CaseKind, body: schemas.ReportCreate) -> str:
+    """sha256 of the canonical body: the same request gives the same hash, byte for byte."""
+    canonical = json.dumps(
+        {"kind": kind.value, **body.model_dump(mode="json")},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def submit(
+    session: AsyncSession,
+    *,
+    grid_map: GridMap,
+    store: ObjectStore,
+    principal: Principal,
+    kind: CaseKind,
+    body: schemas.ReportCreate,
+    idempotency_key: str | None,
+) -> Submission:
+    """Open a report or complaint for the caller, or answer the one this key opened before."""
+    key = check_idempotency_key(idempotency_key)
+    digest = request_hash(kind, body)
+    lat, lng = to_wgs84(body.location.lat, body.location.lng, body.location.coord)
+    try:
+        located = grid_map.locate(lat, lng)
+        if located is None:
+            raise OutsideServiceArea()
+        # One round trip for the category and the grid's row.
+        grid_id = select(col(Region.id)).where(col(Region.path) == located.grid.code)
+        row = (
+            await session.execute(
+                select(Category, grid_id.scalar_subquery()).where(
+                    col(Category.kind) == kind,
+                    col(Category.active).is_(True),
+                    _category_ref(body.category),
+                )
+            )
+        ).one_or_none()
+        if row is None:
+            raise CategoryInvalid()
+        category, grid_row_id = row
+        if grid_row_id is None:  # removed since the map was loaded
+            raise OutsideServiceArea()
+    except (OutsideServiceArea, CategoryInvalid):
+        # A key already used answers as a key already used, whatever became of the place or
+        # the category since (only a failing request pays for this look-up).
+        earlier = await _case_by_key(session, principal.user_id, key)
+        if earlier is None:
+            raise
+        return await _replay(session, store, principal, earlier, digest)
+
+    extra: dict[str, Any] = {}
+    if isinstance(body, schemas.ComplaintCreate):
+        extra = {"target_type": body.target.type, "target_name": body.target.name}
+    try:
+        async with session.begin_nested():
+            case, event = await workflow.open_case(
+                session,
+                kind=kind,
+                category=category,
+                description=body.description,
+                lat=lat,
+                lng=lng,
+                address=body.address,
+                grid_id=grid_row_id,
+                grid_path=located.grid.code,
+                queue_path=workflow.community_of(located.grid.code),
+                submitted_by=principal.user_id,
+                reporter_id=principal.user_id,
+                actor=Actor(principal.user_id, workflow.RESIDENT),
+                idempotency_key=key,
+                request_hash=digest,
+                anonymous=body.anonymous,
+                extra=extra,
+            )
+    except IntegrityError:
+        # The key was used before (or is being used right now: the insert waited for that
+        # transaction to commit). Answer the case it made, if the request is the same.
+        winner = await _case_by_key(session, principal.user_id, key)
+        if winner is None:
+            raise
+        return await _replay(session, store, principal, winner, digest)
+
+    uploads: list[Upload] = []
+    if body.upload_ids:
+        uploads = await storage_service.claim_uploads(
+            session, store, principal.user_id, body.upload_ids, SUBMIT_PURPOSES
+        )
+        session.add_all(
+            CaseAttachment(case_id=case.id, event_id=event.id, upload_id=upload.id, position=i)
+            for i, upload in enumerate(uploads)
+        )
+        await session.flush()
+    duplicates = await possible_duplicates(session, case)
+    fields = _fields(
+        case,
+        store=store,
+        viewer=principal,
+        category=category,
+        regions=_located_regions(located),
+        events=[(event, None)],
+        attachments=[(event.seq, upload) for upload in uploads],
+        reporter=principal.user,
+    )
+    return Submission(
+        schemas.SubmissionOut(**fields, possible_duplicates=duplicates), replayed=False
+    )
+
+
+async def _replay(
+    session: AsyncSession, store: ObjectStore, principal: Principal, earlier: Case, digest: str
+) -> Submission:
+    """The case an earlier request with this key made, if this request is the same one."""
+    if earlier.request_hash != digest:
+        raise IdempotencyConflict()
+    fields = await _view_fields(session, store, earlier, viewer=principal)
+    duplicates = await possible_duplicates(session, earlier)
+    return Submission(
+        schemas.SubmissionOut(**fields, possible_duplicates=duplicates), replayed=True
+    )
+
+
+async def _case_by_key(session: AsyncSession, user_id: uuid.UUID, key: str) -> Case | None:
+    result = await session.execute(
+        select(Case).where(col(Case.submitted_by) == user_id, col(Case.idempotency_key) == key)
+    )
+    return result.scalar_one_or_none()
+
+
+def _located_regions(located: LocatedGrid) -> dict[str, schemas.RegionBrief]:
+    refs = [located.grid, *located.ancestors]
+    return {
+        ref.code: schemas.RegionBrief(code=ref.code, name=ref.name, name_en=ref.name_en)
+        for ref in refs
+    }
+
+
+# Haversine distance on a sphere; the bounding box lets the index narrow the rows first, the
+# exact distance decides. least(): rounding can push the term a hair above 1 (asin undefined).
+_NEARBY = text(
+    f"""
+    SELECT id, number, state, created_at, supporters, summary, distance
+    FROM (
+        SELECT id, number, state, created_at, supporters,
+               left(description, :summary_chars) AS summary,
+               2 * :earth_radius * asin(sqrt(least(1.0,
+                   power(sin(radians(lat - :lat) / 2), 2)
+                   + cos(radians(:lat)) * cos(radians(lat))
+                     * power(sin(radians(lng - :lng) / 2), 2)
+               ))) AS distance
+        FROM case_file
+        WHERE category_id = :category_id AND kind = :kind AND {_OPEN}
+          AND created_at >= :since AND id <> :case_id
+          AND lat BETWEEN :south AND :north AND lng BETWEEN :west AND :east
+    ) AS nearby
+    WHERE distance <= :radius
+    ORDER BY distance, id
+    LIMIT :limit
+    """
+)
+
+
+async def possible_duplicates(session: AsyncSession, case: Case) -> list[schemas.PossibleDuplicate]:
+    """Open cases of the same kind and category within 100 m from the last 3 days."""
+    dlat = DUPLICATE_RADIUS_M / _METRES_PER_DEGREE
+    cos_lat = max(math.cos(math.radians(min(abs(case.lat) + dlat, 90.0))), 1e-6)
+    dlng = min(DUPLICATE_RADIUS_M / (_METRES_PER_DEGREE * cos_lat), 180.0)
+    rows = await session.execute(
+        _NEARBY,
+        {
+            "summary_chars": schemas.SUMMARY_CHARS,
+            "earth_radius": EARTH_RADIUS_M,
+            "lat": case.lat,
+            "lng": case.lng,
+            "category_id": case.category_id,
+            "kind": str(case.kind),
+            "since": case.created_at - DUPLICATE_WINDOW,
+            "case_id": case.id,
+            "south": case.lat - dlat,
+            "north": case.lat + dlat,
+            "west": case.lng - dlng,
+            "east": case.lng + dlng,
+            "radius": DUPLICATE_RADIUS_M,
+            "limit": MAX_DUPLICATES,
+        },
+    )
+    return [
+        schemas.PossibleDuplicate(
+            id=row.id,
+            number=row.number,
+            state=row.state,
+            distance_m=round(row.distance),
+            created_at=row.created_at,
+            supporters=row.supporters,
+            summary=row.summary,
+        )
+        for row in rows.all()
+    ]
+
+
+# --- The read model ----------------------------------------------------------------------
+
+
+def _summary(description: str) -> str:
+    return description[: schemas.SUMMARY_CHARS]
+
+
+def _category_brief(category: Category) -> schemas.CategoryBrief:
+    return schemas.CategoryBrief(
+        id=category.id,
+        code=category.code,
+        name=category.name,
+        name_en=category.name_en,
+        handling_unit=category.handling_unit,
+        handling_unit_en=category.handling_unit_en,
+    )
+
+
+def _is_staff_role(role: str) -> bool:
+    return role not in (workflow.RESIDENT, workflow.SYSTEM)
+
+
+def _fields(
+    case: Case,
+    *,
+    store: ObjectStore,
+    viewer: Principal,
+    category: Category,
+    regions: dict[str, schemas.RegionBrief],
+    events: Sequence[tuple[CaseEvent, str | None]],
+    attachments: Sequence[tuple[int | None, Upload]],
+    reporter: User | None,
+) -> dict[str, Any]:
+    """Everything `CaseOut` shows, as the viewer may see it.
+
+    A resident's identity is shown to the resident themself, and to staff only when the
+    case is not anonymous; in the timeline, only staff are named.
+    """
+    is_reporter = case.reporter_id is not None and case.reporter_id == viewer.user_id
+    show_reporter = is_reporter or not case.anonymous
+    reporter_out = None
+    if show_reporter and reporter is not None:
+        reporter_out = schemas.ReporterOut(
+            id=reporter.id, nickname=reporter.nickname, phone=reporter.phone_masked
+        )
+    contact_phone = None
+    if show_reporter:
+        contact_phone = case.contact_phone_masked or (reporter.phone_masked if reporter else None)
+
+    def region(path: str) -> schemas.RegionBrief:
+        return regions.get(path) or schemas.RegionBrief(code=path, name=path)
+
+    return {
+        "id": case.id,
+        "number": case.number,
+        "kind": case.kind,
+        "state": case.state,
+        "version": case.version,
+        "category": _category_brief(category),
+        "description": case.description,
+        "location": schemas.PointOut(lat=case.lat, lng=case.lng),
+        "address": case.address,
+        "grid": region(case.location_path),
+        "queue": region(case.queue_path),
+        "channel": case.channel,
+        "anonymous": case.anonymous,
+        "reporter": reporter_out,
+        "contact_phone": contact_phone,
+        "target": (
+            schemas.TargetOut(type=case.target_type, name=case.target_name)
+            if case.target_type is not None and case.target_name is not None
+            else None
+        ),
+        "priority": case.priority,
+        "escalation_level": case.escalation_level,
+        "assignee_id": case.assignee_id,
+        "supporters": case.supporters,
+        "response_due_at": case.response_due_at,
+        "resolution_due_at": case.resolution_due_at,
+        "accepted_at": case.accepted_at,
+        "resolved_at": case.resolved_at,
+        "closed_at": case.closed_at,
+        "rejected_reason": case.rejected_reason,
+        "rating": case.rating,
+        "rating_comment": case.rating_comment,
+        "reopen_count": case.reopen_count,
+        "created_at": case.created_at,
+        "updated_at": case.updated_at,
+        "attachments": [
+            schemas.AttachmentOut(
+                id=upload.id,
+                url=storage_service.view_url(store, upload),
+                content_type=upload.content_type,
+                event_seq=seq,
+            )
+            for seq, upload in attachments
+        ],
+        "timeline": [
+            schemas.CaseEventOut(
+                seq=event.seq,
+                action=event.action,
+                from_state=event.from_state,
+                to_state=event.to_state,
+                note=event.note,
+                actor_role=event.actor_role,
+                actor=(
+                    schemas.PersonOut(id=event.actor_id, nickname=nickname)
+                    if event.actor_id is not None and _is_staff_role(event.actor_role)
+                    else None
+                ),
+                data=event.data,
+                created_at=event.created_at,
+            )
+            for event, nickname in events
+        ],
+    }
+
+
+async def _view_fields(
+    session: AsyncSession, store: ObjectStore, case: Case, *, viewer: Principal
+) -> dict[str, Any]:
+    category = await session.get(Category, case.category_id)
+    assert category is not None  # a foreign key
+    region_rows = await session.execute(
+        select(col(Region.path), col(Region.name), col(Region.name_en)).where(
+            col(Region.path).in_({case.location_path, case.queue_path})
+        )
+    )
+    regions = {
+        path: schemas.RegionBrief(code=path, name=name, name_en=name_en)
+        for path, name, name_en in region_rows.all()
+    }
+    event_rows = await session.execute(
+        select(CaseEvent, col(User.nickname))
+        .outerjoin(User, col(User.id) == col(CaseEvent.actor_id))
+        .where(col(CaseEvent.case_id) == case.id)
+        .order_by(col(CaseEvent.seq))
+    )
+    events: list[tuple[CaseEvent, str | None]] = [(e, n) for e, n in event_rows.all()]
+    seq_of = {event.id: event.seq for event, _ in events}
+    attachment_rows = await session.execute(
+        select(col(CaseAttachment.event_id), Upload)
+        .join(Upload, col(Upload.id) == col(CaseAttachment.upload_id))
+        .where(col(CaseAttachment.case_id) == case.id)
+        .order_by(col(CaseAttachment.event_id).nulls_last(), col(CaseAttachment.position))
+    )
+    attachments = [
+        (seq_of.get(event_id) if event_id else None, upload)
+        for event_id, upload in attachment_rows.all()
+    ]
+    reporter: User | None = None
+    if case.reporter_id is not None:
+        if case.reporter_id == viewer.user_id:
+            reporter = viewer.user
+        elif not case.anonymous:
+            reporter = await session.get(User, case.reporter_id)
+    return _fields(
+        case,
+        store=store,
+        viewer=viewer,
+        category=category,
+        regions=regions,
+        events=events,
+        attachments=attachments,
+        reporter=reporter,
+    )
+
+
+async def case_view(
+    session: AsyncSession, store: ObjectStore, case: Case, *, viewer: Principal
+) -> schemas.CaseOut:
+    """The case as `viewer` may see it: its reporter, or staff whose regions cover it.
+
+    The caller has already checked that the viewer may see the case at all.
+    """
+    return schemas.CaseOut(**await _view_fields(session, store, case, viewer=viewer))
+
+
+# --- Reading -----------------------------------------------------------------------------
+
+
+def visible_to(principal: Principal) -> Any:
+    """SQL condition: the case is the caller's own, or in a region they handle cases in."""
+    return or_(
+        col(Case.reporter_id) == principal.user_id,
+        region_scope(col(Case.location_path), principal, CASE_STAFF_ROLES),
+        region_scope(col(Case.queue_path), principal, CASE_STAFF_ROLES),
+    )
+
+
+async def visible_case(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -> Case:
+    """The report or complaint if the caller may see it, else 404 (existence never leaks)."""
+    result = await session.execute(
+        select(Case).where(
+            col(Case.id) == case_id,
+            col(Case.kind) != CaseKind.mediation,
+            visible_to(principal),
+        )
+    )
+    case = result.scalar_one_or_none()
+    if case is None:
+        raise CaseNotFound()
+    return case
+
+
+async def my_cases(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    state: CaseState | None,
+    after: uuid.UUID | None,
+    limit: int,
+) -> list[schemas.CaseListItem]:
+    """The caller's reports and complaints, newest first (ids are time-ordered)."""
+    query = (
+        select(Case, Category)
+        .join(Category, col(Category.id) == col(Case.category_id))
+        .where(
+            col(Case.reporter_id) == principal.user_id,
+            col(Case.kind) != CaseKind.mediation,
+        )
+        .order_by(col(Case.id).desc())
+        .limit(limit)
+    )
+    if state is not None:
+        query = query.where(col(Case.state) == state)
+    if after is not None:
+        query = query.where(col(Case.id) < after)
+    return [list_item(case, category) for case, category in (await session.execute(query)).all()]
+
+
+def list_item(case: Case, category: Category) -> schemas.CaseListItem:
+    return schemas.CaseListItem(
+        id=case.id,
+        number=case.number,
+        kind=case.kind,
+        state=case.state,
+        category=_category_brief(category),
+        summary=_summary(case.description),
+        address=case.address,
+        supporters=case.supporters,
+        rating=case.rating,
+        response_due_at=case.response_due_at,
+        resolution_due_at=case.resolution_due_at,
+        created_at=case.created_at,
+        updated_at=case.updated_at,
+    )
+
+
+# --- The resident's actions --------------------------------------------------------------
+
+
+async def support(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -> int:
+    """Add the caller's +1 to an open case (once per person); the new count.
+
+    Neither the version nor the timeline changes: staff working the case are not disturbed.
+    """
+    found: Row[Any] | None = (
+        await session.execute(
+            select(
+                col(Case.kind), col(Case.state), col(Case.reporter_id), col(Case.supporters)
+            ).where(col(Case.id) == case_id)
+        )
+    ).one_or_none()
+    if found is None or found.kind == CaseKind.mediation:
+        raise CaseNotFound()
+    if found.reporter_id == principal.user_id:
+        raise CannotSupportOwnCase()
+    state = CaseState(found.state)
+    if state not in OPEN_STATES:
+        raise CaseNotOpen(state=state.value, state_zh=workflow.STATE_ZH[state])
+    added = await session.execute(
+        insert(CaseSupport)
+        .values(case_id=case_id, user_id=principal.user_id, created_at=now())
+        .on_conflict_do_nothing()
+        .returning(col(CaseSupport.case_id))
+    )
+    if added.first() is None:
+        return int(found.supporters)
+    # Counted in the row itself, so concurrent +1s never lose one.
+    counted = await session.execute(
+        update(Case)
+        .where(col(Case.id) == case_id)
+        .values(supporters=col(Case.supporters) + 1)
+        .returning(col(Case.supporters))
+        .execution_options(synchronize_session=False)
+    )
+    return int(counted.scalar_one())
+
+
+async def _own_case(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -> Case:
+    # Within sight first (404 otherwise), then the action: only the reporter (403).
+    case = await visible_case(session, principal, case_id)
+    if case.reporter_id != principal.user_id:
+        raise NotReporter()
+    return case
+
+
+async def rate(
+    session: AsyncSession,
+    store: ObjectStore,
+    principal: Principal,
+    case_id: uuid.UUID,
+    rating: int,
+    comment: str | None,
+) -> schemas.CaseOut:
+    """The reporter rates a resolved case, which closes it."""
+    case = await _own_case(session, principal, case_id)
+    if case.state == CaseState.closed and case.rating is not None:
+        # A retry from the phone gets the case as it is; a second opinion is refused.
+        if case.rating != rating:
+            raise AlreadyRated()
+        return await case_view(session, store, case, viewer=principal)
+    await workflow.apply(
+        session,
+        case,
+        Action.rate,
+        Actor(principal.user_id, workflow.RESIDENT),
+        note=comment,
+        data={"rating": rating},
+        changes={"rating": rating, "rating_comment": comment, "closed_at": now()},
+    )
+    return await case_view(session, store, case, viewer=principal)
+
+
+async def reopen(
+    session: AsyncSession,
+    store: ObjectStore,
+    principal: Principal,
+    case_id: uuid.UUID,
+    reason: str,
+    *,
+    window_days: int,
+) -> schemas.CaseOut:
+    """The reporter disputes the result within `window_days` of its resolution."""
+    case = await _own_case(session, principal, case_id)
+    at = now()
+    if workflow.allowed(Action.reopen, CaseState(case.state)):
+        resolved_at = case.resolved_at or case.closed_at
+        if resolved_at is not None and at > resolved_at + timedelta(days=window_days):
+            raise ReopenWindowPassed(days=window_days)
+    category = await session.get(Category, case.category_id)
+    assert category is not None  # a foreign key
+    await workflow.apply(
+        session,
+        case,
+        Action.reopen,
+        Actor(principal.user_id, workflow.RESIDENT),
+        note=reason,
+        changes={
+            "reopen_count": case.reopen_count + 1,
+            "resolved_at": None,
+            "closed_at": None,
+            "rating": None,
+            "rating_comment": None,
+            # Handled afresh: new deadlines from the category, as for a new case.
+            "response_due_at": at + timedelta(hours=category.response_hours),
+            "resolution_due_at": at + timedelta(hours=category.resolution_hours),
+        },
+    )
+    return await case_view(session, store, case, viewer=principal)

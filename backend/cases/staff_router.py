@@ -1,0 +1,248 @@
+"""The staff workbench over HTTP: the queue, actions on a case, registration, and figures."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from pydantic import AwareDatetime
+
+from backend.auth.principal import CurrentPrincipal
+from backend.cases import errors, schemas, service, workbench
+from backend.cases.models import CaseKind, CaseState
+from backend.cases.staff_schemas import (
+    CaseRegistration,
+    CaseStats,
+    StaffAction,
+    StaffActionBody,
+    StaffCaseItem,
+)
+from backend.core.clock import now
+from backend.core.database import SessionDep
+from backend.core.errors import Forbidden, Unauthenticated, problem_responses
+from backend.core.pagination import CursorInvalid, CursorParam, LimitParam, Page
+from backend.core.ratelimit import RateLimit, RateLimited
+from backend.core.security import TokenExpired, TokenInvalid
+from backend.regions.errors import RegionNotFound
+from backend.regions.schemas import CODE_PATTERN
+from backend.storage.errors import CLAIM_ERRORS
+from backend.storage.service import ObjectStore
+
+router = APIRouter(prefix="/staff", tags=["staff"])
+
+_AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid, Forbidden)
+RegionQuery = Annotated[
+    str | None,
+    Query(
+        pattern=CODE_PATTERN,
+        max_length=1040,
+        description="A region's code, e.g. `gz.tianhe.shipai`; it must lie in your regions.",
+    ),
+]
+STATS_DEFAULT_DAYS = 30
+
+
+@router.get(
+    "/cases",
+    operation_id="list_staff_cases",
+    response_model=Page[StaffCaseItem],
+    responses=problem_responses(*_AUTH_ERRORS, RegionNotFound, CursorInvalid),
+)
+async def list_staff_cases(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    state: Annotated[
+        list[CaseState] | None, Query(description="Only these states (repeat the parameter).")
+    ] = None,
+    kind: Annotated[Literal["report", "complaint"] | None, Query()] = None,
+    category: Annotated[uuid.UUID | None, Query(description="A category's id.")] = None,
+    overdue: Annotated[
+        bool | None,
+        Query(description="true: the current deadline has passed; false: it has not."),
+    ] = None,
+    assignee: Annotated[
+        Literal["me"] | uuid.UUID | None,
+        Query(description="`me`, or a staff member's user id."),
+    ] = None,
+    region: RegionQuery = None,
+    queue: Annotated[
+        Literal["mine"] | None,
+        Query(description="`mine`: queued exactly at one of your regions (not below them)."),
+    ] = None,
+    cursor: CursorParam = None,
+    limit: LimitParam = 20,
+) -> Page[StaffCaseItem]:
+    """The reports and complaints in your regions, the soonest deadline first.
+
+    A case is listed when the place it is at, or the region handling it, lies in a region
+    where you hold a staff role. The deadline is the one that matters now: the response
+    deadline until the case is accepted, then the resolution deadline; cases out of hand
+    (resolved, closed, rejected) come last. Needs a staff role (403 otherwise).
+    """
+    assignee_id = principal.user_id if assignee == "me" else None
+    if isinstance(assignee, uuid.UUID):
+        assignee_id = assignee
+    filters = workbench.QueueFilters(
+        states=tuple(state or ()),
+        kind=CaseKind(kind) if kind is not None else None,
+        category_id=category,
+        overdue=overdue,
+        assignee_id=assignee_id,
+        region=region,
+        mine_only=queue == "mine",
+    )
+    items, next_cursor = await workbench.list_queue(
+        session,
+        principal,
+        filters,
+        after=workbench.QueueCursor.decode(cursor),
+        limit=limit,
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+def _store(request: Request) -> ObjectStore:
+    store: ObjectStore = request.app.state.object_store
+    return store
+
+
+@router.post(
+    "/cases",
+    operation_id="register_case",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.CaseOut,
+    responses={
+        200: {
+            "model": schemas.CaseOut,
+            "description": "A retry: the case this Idempotency-Key registered before "
+            "(with the header `Idempotent-Replay: true`).",
+            "headers": {
+                "Idempotent-Replay": {
+                    "description": "`true` when the case was made by an earlier request.",
+                    "schema": {"type": "string", "enum": ["true"]},
+                }
+            },
+        },
+        **problem_responses(
+            *_AUTH_ERRORS,
+            errors.IdempotencyKeyRequired,
+            errors.IdempotencyKeyInvalid,
+            errors.IdempotencyConflict,
+            errors.LocationOutsideYourArea,
+            errors.CategoryInvalid,
+            errors.OutsideServiceArea,
+            RateLimited,
+        ),
+    },
+)
+async def register_case(
+    body: CaseRegistration,
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    _: RateLimit("case_register", "30/minute"),
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Required. 1–128 visible ASCII characters, new for each case and the "
+            "same on every retry of it (e.g. a UUID).",
+        ),
+    ] = None,
+) -> schemas.CaseOut:
+    """Register a report or complaint for a resident who phoned or came to the counter.
+
+    You must hold a staff role where the place is. With the caller's mobile number the case
+    is linked to the resident who bound that number (it is then among their cases), and the
+    number is kept encrypted and shown masked. 201 with the new case; a retry with the same
+    `Idempotency-Key` and body answers 200 with the same case.
+    """
+    registered, created = await workbench.register_case(
+        session,
+        principal,
+        request.app.state.grid_map,
+        request.app.state.personal_data,
+        idempotency_key=idempotency_key,
+        payload=body,
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Idempotent-Replay"] = "true"
+    return await service.case_view(session, _store(request), registered, viewer=principal)
+
+
+@router.post(
+    "/cases/{case_id}/{action}",
+    operation_id="act_on_case",
+    response_model=schemas.CaseOut,
+    responses=problem_responses(
+        *_AUTH_ERRORS,
+        errors.CaseNotFound,
+        errors.CaseActionForbidden,
+        errors.CaseTransitionNotAllowed,
+        errors.CaseChangedMeanwhile,
+        errors.CannotEscalate,
+        errors.AssigneeRequired,
+        errors.AssigneeNotStaffHere,
+        errors.ResolutionNeedsNote,
+        errors.ResolutionNeedsPhoto,
+        errors.RejectReasonRequired,
+        errors.RejectNeedsNote,
+        errors.CommentNeedsNote,
+        errors.AttachmentsNotExpected,
+        *CLAIM_ERRORS,
+        RateLimited,
+    ),
+)
+async def act_on_case(
+    case_id: uuid.UUID,
+    action: StaffAction,
+    body: StaffActionBody,
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    _: RateLimit("staff_action", "120/minute"),
+) -> schemas.CaseOut:
+    """Accept, assign, start, resolve, reject, escalate or comment on a case in your regions.
+
+    Send the `version` you saw: if someone acted since, the answer is 409
+    `case.version_conflict` and nothing changes. Grid workers may accept, start, resolve,
+    escalate and comment; community staff, department handlers and admins may also assign
+    and reject. `assign` needs `assignee_id` (staff covering the case's place); `resolve`
+    needs a `note` and at least one `resolution_photo` upload; `reject` needs a `reason`
+    (and a `note` for `other`); `escalate` hands the case to the region above its queue.
+    """
+    store = _store(request)
+    acted = await workbench.act(session, store, principal, case_id, action, body)
+    return await service.case_view(session, store, acted, viewer=principal)
+
+
+@router.get(
+    "/stats",
+    operation_id="get_case_stats",
+    response_model=CaseStats,
+    responses=problem_responses(*_AUTH_ERRORS, RegionNotFound, errors.StatsPeriodInvalid),
+)
+async def get_case_stats(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    region: RegionQuery = None,
+    period_from: Annotated[
+        AwareDatetime | None,
+        Query(alias="from", description="Start (included); default: 30 days before `to`."),
+    ] = None,
+    period_to: Annotated[
+        AwareDatetime | None, Query(alias="to", description="End (excluded); default: now.")
+    ] = None,
+) -> CaseStats:
+    """Case figures of a region and of each region directly below it, for a period.
+
+    Counts the reports and complaints located in the region and created in [from, to); the
+    definitions of each rate are in the response schema. Default region: your highest one.
+    """
+    end = period_to or now()
+    start = period_from or end - timedelta(days=STATS_DEFAULT_DAYS)
+    return await workbench.case_stats(session, principal, region_code=region, start=start, end=end)

@@ -1,0 +1,674 @@
+"""The staff workbench: the case queue of an area, staff actions, registration, and figures.
+
+Rules only (no HTTP). Every read is scoped in SQL to the caller's regions first, so a case
+elsewhere is "not found"; what the caller may do with a case they can see is checked after.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Numeric,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from backend.auth.models import Role, RoleGrant, User
+from backend.auth.principal import Principal, path_within, region_scope
+from backend.cases import errors, service, workflow
+from backend.cases.models import (
+    Case,
+    CaseAttachment,
+    CaseKind,
+    CaseState,
+    Category,
+    Channel,
+)
+from backend.cases.staff_schemas import (
+    CaseRegistration,
+    CaseStats,
+    CategoryRef,
+    ChannelCounts,
+    Rate,
+    RegionFigures,
+    RejectReason,
+    StaffAction,
+    StaffActionBody,
+    StaffCaseItem,
+    UserRef,
+)
+from backend.core.clock import now
+from backend.core.errors import Forbidden
+from backend.core.pagination import CursorInvalid
+from backend.core.security import PersonalData, mask_phone
+from backend.regions.coords import to_wgs84
+from backend.regions.errors import RegionNotFound
+from backend.regions.models import Region, RegionLevel
+from backend.regions.service import GridMap
+from backend.storage import service as storage_service
+from backend.storage.models import UploadPurpose
+from backend.storage.service import ObjectStore
+
+# Roles that work the report and complaint queues (admin counts for each, see Principal).
+STAFF_ROLES: tuple[Role, ...] = (Role.grid_worker, Role.community_staff, Role.department_handler)
+# Mediation cases have their own rules of visibility; the workbench handles the other two.
+STAFF_KINDS = (CaseKind.report, CaseKind.complaint)
+RESPONSE_STATES = (CaseState.submitted, CaseState.reopened)
+RESOLUTION_STATES = (CaseState.accepted, CaseState.in_progress)
+
+_EVERY_STAFF_ROLE = frozenset({*STAFF_ROLES, Role.admin})
+# Grid workers handle cases on the ground; assigning and rejecting is for staff above them.
+ACTION_ROLES: dict[StaffAction, frozenset[Role]] = {
+    StaffAction.accept: _EVERY_STAFF_ROLE,
+    StaffAction.start: _EVERY_STAFF_ROLE,
+    StaffAction.resolve: _EVERY_STAFF_ROLE,
+    StaffAction.comment: _EVERY_STAFF_ROLE,
+    StaffAction.escalate: _EVERY_STAFF_ROLE,
+    StaffAction.assign: _EVERY_STAFF_ROLE - {Role.grid_worker},
+    StaffAction.reject: _EVERY_STAFF_ROLE - {Role.grid_worker},
+}
+# The role written on the timeline when the caller holds several that allow the action.
+_ROLE_PREFERENCE = (Role.community_staff, Role.department_handler, Role.grid_worker, Role.admin)
+SUMMARY_LENGTH = 60
+
+
+def ensure_staff(principal: Principal) -> list[str]:
+    """The caller's staff regions; 403 `auth.forbidden` for someone who has none."""
+    paths = principal.paths_for(STAFF_ROLES)
+    if not paths:
+        raise Forbidden()
+    return paths
+
+
+def _in_scope(principal: Principal) -> Any:
+    return and_(
+        Case.kind.in_(STAFF_KINDS),  # type: ignore[attr-defined]
+        or_(
+            region_scope(Case.location_path, principal, STAFF_ROLES),
+            region_scope(Case.queue_path, principal, STAFF_ROLES),
+        ),
+    )
+
+
+def deadline_column() -> Any:
+    """SQL: the deadline that matters in the case's state (null once it is out of hand)."""
+    return case(
+        (Case.state.in_(RESPONSE_STATES), Case.response_due_at),  # type: ignore[attr-defined]
+        (Case.state.in_(RESOLUTION_STATES), Case.resolution_due_at),  # type: ignore[attr-defined]
+        else_=None,
+    )
+
+
+def current_deadline(item: Case) -> datetime | None:
+    """`deadline_column()` for a loaded case."""
+    state = CaseState(item.state)
+    if state in RESPONSE_STATES:
+        return item.response_due_at
+    if state in RESOLUTION_STATES:
+        return item.resolution_due_at
+    return None
+
+
+async def _region_in_scope(session: AsyncSession, principal: Principal, code: str) -> Region:
+    region = (
+        await session.execute(
+            select(Region).where(
+                Region.path == code,  # type: ignore[arg-type]
+                region_scope(Region.path, principal, STAFF_ROLES),
+            )
+        )
+    ).scalar_one_or_none()
+    if region is None:
+        raise RegionNotFound(code=code)
+    return region
+
+
+# --- The queue ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueCursor:
+    """Where a page ended: the last item's deadline (null sorts last) and id."""
+
+    deadline: datetime | None
+    case_id: uuid.UUID
+
+    def encode(self) -> str:
+        raw = json.dumps(
+            {"d": self.deadline.isoformat() if self.deadline else None, "i": str(self.case_id)},
+            separators=(",", ":"),
+        )
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, cursor: str | None) -> QueueCursor | None:
+        if not cursor:
+            return None
+        try:
+            raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+            deadline = datetime.fromisoformat(raw["d"]) if raw["d"] is not None else None
+            if deadline is not None and deadline.tzinfo is None:
+                raise ValueError("a cursor's deadline carries its offset")
+            return cls(deadline=deadline, case_id=uuid.UUID(raw["i"]))
+        except (ValueError, TypeError, KeyError, binascii.Error) as error:
+            raise CursorInvalid() from error
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    states: tuple[CaseState, ...] = ()
+    kind: CaseKind | None = None
+    category_id: uuid.UUID | None = None
+    overdue: bool | None = None
+    assignee_id: uuid.UUID | None = None
+    region: str | None = None
+    mine_only: bool = False  # queue=mine: the queue is exactly one of the caller's regions
+
+
+def _item(
+    row: Case, category: Category, assignee_id: uuid.UUID | None, nickname: str | None, at: datetime
+) -> dict[str, Any]:
+    deadline = current_deadline(row)
+    return {
+        "id": row.id,
+        "number": row.number,
+        "kind": row.kind,
+        "category": CategoryRef(
+            id=category.id, code=category.code, name=category.name, name_en=category.name_en
+        ),
+        "state": row.state,
+        "priority": row.priority,
+        "channel": row.channel,
+        "grid_code": row.location_path,
+        "queue_code": row.queue_path,
+        "escalation_level": row.escalation_level,
+        "assignee": UserRef(id=assignee_id, nickname=nickname) if assignee_id else None,
+        "deadline": deadline,
+        "overdue": deadline is not None and deadline < at,
+        "created_at": row.created_at,
+        "summary": row.description[:SUMMARY_LENGTH],
+        "supporters": row.supporters,
+        "version": row.version,
+    }
+
+
+async def list_queue(
+    session: AsyncSession,
+    principal: Principal,
+    filters: QueueFilters,
+    *,
+    after: QueueCursor | None,
+    limit: int,
+) -> tuple[list[StaffCaseItem], str | None]:
+    """A page of the caller's queue, soonest deadline first; and the cursor of the next page."""
+    paths = ensure_staff(principal)
+    at = now()
+    assignee = aliased(User)
+    deadline = deadline_column()
+    query = (
+        select(Case, Category, assignee.id, assignee.nickname)
+        .join(Category, Category.id == Case.category_id)  # type: ignore[arg-type]
+        .outerjoin(assignee, assignee.id == Case.assignee_id)  # type: ignore[arg-type]
+        .where(_in_scope(principal))
+        .order_by(deadline.asc().nulls_last(), Case.id)
+        .limit(limit + 1)
+    )
+    if filters.states:
+        query = query.where(Case.state.in_(filters.states))  # type: ignore[attr-defined]
+    if filters.kind is not None:
+        query = query.where(Case.kind == filters.kind)
+    if filters.category_id is not None:
+        query = query.where(Case.category_id == filters.category_id)
+    if filters.overdue is True:
+        query = query.where(deadline < at)
+    elif filters.overdue is False:
+        query = query.where(or_(deadline.is_(None), deadline >= at))
+    if filters.assignee_id is not None:
+        query = query.where(Case.assignee_id == filters.assignee_id)
+    if filters.region is not None:
+        region = await _region_in_scope(session, principal, filters.region)
+        query = query.where(Case.location_path.descendant_of(region.path))  # type: ignore[attr-defined]
+    if filters.mine_only:
+        query = query.where(cast(Case.queue_path, Text).in_(paths))
+    if after is not None:
+        if after.deadline is None:
+            query = query.where(deadline.is_(None), Case.id > after.case_id)  # type: ignore[operator]
+        else:
+            query = query.where(
+                or_(
+                    deadline.is_(None),
+                    tuple_(deadline, Case.id) > tuple_(literal(after.deadline), after.case_id),
+                )
+            )
+    rows = (await session.execute(query)).all()
+    items = [
+        StaffCaseItem.model_validate(_item(row, category, assignee_id, nickname, at))
+        for row, category, assignee_id, nickname in rows[:limit]
+    ]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = QueueCursor(deadline=last.deadline, case_id=last.id).encode()
+    return items, next_cursor
+
+
+async def case_in_scope(session: AsyncSession, principal: Principal, case_id: uuid.UUID) -> Case:
+    """The case if it lies in the caller's staff regions; `case.not_found` otherwise."""
+    found = (
+        await session.execute(select(Case).where(Case.id == case_id, _in_scope(principal)))  # type: ignore[arg-type]
+    ).scalar_one_or_none()
+    if found is None:
+        raise errors.CaseNotFound()
+    return found
+
+
+# --- Acting on a case --------------------------------------------------------------------
+
+
+def acting_role(principal: Principal, item: Case, action: StaffAction) -> Role:
+    """The role the caller acts in, among those they hold where the case is (or is queued)."""
+    held = {
+        grant.role
+        for grant in principal.grants
+        if path_within(item.location_path, grant.region_path)
+        or path_within(item.queue_path, grant.region_path)
+    }
+    for role in _ROLE_PREFERENCE:
+        if role in held and role in ACTION_ROLES[action]:
+            return role
+    raise errors.CaseActionForbidden(
+        action=action.value, action_zh=workflow.ACTION_ZH[workflow.Action(action.value)]
+    )
+
+
+async def _ensure_staff_here(session: AsyncSession, user_id: uuid.UUID, item: Case) -> str | None:
+    """The nickname of `user_id` if they hold a staff role covering the case's place."""
+    row = (
+        await session.execute(
+            select(User.nickname)
+            .join(RoleGrant, RoleGrant.user_id == User.id)  # type: ignore[arg-type]
+            .where(
+                User.id == user_id,  # type: ignore[arg-type]
+                User.is_active.is_(True),  # type: ignore[attr-defined]
+                RoleGrant.revoked_at.is_(None),  # type: ignore[union-attr]
+                RoleGrant.role.in_(_EVERY_STAFF_ROLE),  # type: ignore[attr-defined]
+                RoleGrant.region_path.ancestor_of(item.location_path),  # type: ignore[attr-defined]
+            )
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        raise errors.AssigneeNotStaffHere()
+    return row[0]
+
+
+async def act(
+    session: AsyncSession,
+    store: ObjectStore,
+    principal: Principal,
+    case_id: uuid.UUID,
+    action: StaffAction,
+    body: StaffActionBody,
+) -> Case:
+    """Apply a staff action: scope (404), role (403), state (409), body (422), version (409)."""
+    item = await case_in_scope(session, principal, case_id)
+    role = acting_role(principal, item, action)
+    flow_action = workflow.Action(action.value)
+    # A case that cannot take this step says so before any complaint about the body.
+    workflow.next_state(flow_action, CaseState(item.state))
+    if body.version != item.version:
+        raise errors.CaseChangedMeanwhile()
+    if body.upload_ids and action is not StaffAction.resolve:
+        raise errors.AttachmentsNotExpected()
+    note = body.note or None
+    at = now()
+    changes: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+    upload_ids: list[uuid.UUID] = []
+
+    if action is StaffAction.accept:
+        # The latest acceptance: a reopened case is answered afresh against new deadlines.
+        changes["accepted_at"] = at
+    elif action is StaffAction.assign:
+        if body.assignee_id is None:
+            raise errors.AssigneeRequired()
+        nickname = await _ensure_staff_here(session, body.assignee_id, item)
+        changes["assignee_id"] = body.assignee_id
+        data = {"assignee_id": str(body.assignee_id), "assignee_nickname": nickname}
+    elif action is StaffAction.resolve:
+        if note is None:
+            raise errors.ResolutionNeedsNote()
+        if not body.upload_ids:
+            raise errors.ResolutionNeedsPhoto()
+        uploads = await storage_service.claim_uploads(
+            session, store, principal.user_id, body.upload_ids, (UploadPurpose.resolution_photo,)
+        )
+        upload_ids = [upload.id for upload in uploads]
+        changes["resolved_at"] = at
+        data = {"upload_ids": [str(upload_id) for upload_id in upload_ids]}
+    elif action is StaffAction.reject:
+        if body.reason is None:
+            raise errors.RejectReasonRequired()
+        if body.reason is RejectReason.other and note is None:
+            raise errors.RejectNeedsNote()
+        changes["rejected_reason"] = body.reason.value
+        data = {"reason": body.reason.value}
+    elif action is StaffAction.escalate:
+        target = workflow.parent_of(item.queue_path)
+        if target is None:
+            raise errors.CannotEscalate()
+        changes["queue_path"] = target
+        changes["escalation_level"] = item.escalation_level + 1
+        data = {"reason": "manual", "from": item.queue_path, "to": target}
+    elif action is StaffAction.comment and note is None:
+        raise errors.CommentNeedsNote()
+
+    event = await workflow.apply(
+        session,
+        item,
+        flow_action,
+        workflow.Actor(principal.user_id, role.value),
+        expected_version=body.version,
+        note=note,
+        data=data,
+        changes=changes,
+    )
+    if upload_ids:
+        session.add_all(
+            CaseAttachment(case_id=item.id, event_id=event.id, upload_id=upload_id, position=i)
+            for i, upload_id in enumerate(upload_ids)
+        )
+        await session.flush()
+    return item
+
+
+# --- Registration by staff ---------------------------------------------------------------
+
+
+def request_hash(payload: CaseRegistration) -> str:
+    """A fingerprint of the request, to tell a retry from a different request with the key."""
+    canonical = json.dumps(
+        payload.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _case_by_key(session: AsyncSession, user_id: uuid.UUID, key: str) -> Case | None:
+    return (
+        await session.execute(
+            select(Case).where(
+                Case.submitted_by == user_id,  # type: ignore[arg-type]
+                Case.idempotency_key == key,  # type: ignore[arg-type]
+            )
+        )
+    ).scalar_one_or_none()
+
+
+def _replayed(earlier: Case, fingerprint: str) -> tuple[Case, bool]:
+    if earlier.request_hash != fingerprint:
+        raise errors.IdempotencyConflict()
+    return earlier, False
+
+
+async def register_case(
+    session: AsyncSession,
+    principal: Principal,
+    grid_map: GridMap,
+    personal_data: PersonalData,
+    *,
+    idempotency_key: str | None,
+    payload: CaseRegistration,
+) -> tuple[Case, bool]:
+    """Register a case for a resident who phoned or came in; (case, created).
+
+    Idempotent as resident submission is: the same key with the same body answers the
+    case registered the first time; the same key with another body is
+    `case.idempotency_conflict`. The unique (submitted_by, idempotency_key) decides races.
+    """
+    ensure_staff(principal)
+    key = service.check_idempotency_key(idempotency_key)
+    fingerprint = request_hash(payload)
+    earlier = await _case_by_key(session, principal.user_id, key)
+    if earlier is not None:
+        return _replayed(earlier, fingerprint)
+
+    kind = CaseKind(payload.kind)
+    category = await service.load_category(session, kind, payload.category)
+    lat, lng = to_wgs84(payload.location.lat, payload.location.lng, payload.location.coord)
+    located = grid_map.locate(lat, lng)
+    if located is None:
+        raise errors.OutsideServiceArea()
+    grid_code = located.grid.code
+    roles = [
+        role
+        for role in _ROLE_PREFERENCE
+        if any(
+            grant.role is role and path_within(grid_code, grant.region_path)
+            for grant in principal.grants
+        )
+    ]
+    if not roles:
+        raise errors.LocationOutsideYourArea()
+    grid_id = (
+        await session.execute(select(Region.id).where(Region.path == grid_code))  # type: ignore[arg-type]
+    ).scalar_one_or_none()
+    if grid_id is None:
+        # The in-memory map is a moment behind a grid that was just removed.
+        raise errors.OutsideServiceArea()
+
+    extra: dict[str, Any] = {}
+    reporter_id: uuid.UUID | None = None
+    if payload.resident_phone is not None:
+        reporter_id = (
+            await session.execute(
+                select(User.id).where(
+                    User.phone_hash == personal_data.lookup_hash(payload.resident_phone),  # type: ignore[arg-type]
+                    User.is_active.is_(True),  # type: ignore[attr-defined]
+                )
+            )
+        ).scalar_one_or_none()
+        extra["contact_phone_ciphertext"] = personal_data.encrypt(payload.resident_phone)
+        extra["contact_phone_masked"] = mask_phone(payload.resident_phone)
+    if payload.target is not None:
+        extra["target_type"] = payload.target.type
+        extra["target_name"] = payload.target.name
+
+    try:
+        async with session.begin_nested():
+            created, _ = await workflow.open_case(
+                session,
+                kind=kind,
+                category=category,
+                description=payload.description,
+                lat=lat,
+                lng=lng,
+                address=payload.address or None,
+                grid_id=grid_id,
+                grid_path=grid_code,
+                queue_path=workflow.community_of(grid_code),
+                submitted_by=principal.user_id,
+                reporter_id=reporter_id,
+                actor=workflow.Actor(principal.user_id, roles[0].value),
+                idempotency_key=key,
+                request_hash=fingerprint,
+                channel=Channel(payload.channel.value),
+                extra=extra,
+            )
+    except IntegrityError:
+        # The same key is being used right now: the insert waited for that transaction to
+        # commit. Answer its case, if the request is the same.
+        winner = await _case_by_key(session, principal.user_id, key)
+        if winner is None:
+            raise
+        return _replayed(winner, fingerprint)
+    return created, True
+
+
+# --- Figures -----------------------------------------------------------------------------
+
+
+def _rate(numerator: int, denominator: int, rate: Decimal | None) -> Rate:
+    return Rate(
+        rate=float(rate) if rate is not None else None,
+        numerator=numerator,
+        denominator=denominator,
+    )
+
+
+async def case_stats(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    region_code: str | None,
+    start: datetime,
+    end: datetime,
+) -> CaseStats:
+    """Figures of a region and of each region directly below it, in one aggregate query.
+
+    The cases are filtered by place (GiST index on `location_path`) and creation time, then
+    grouped by the label below the region (`subpath`) with ROLLUP for the region's own row.
+    """
+    paths = ensure_staff(principal)
+    if start >= end:
+        raise errors.StatsPeriodInvalid()
+    at = now()
+    if region_code is None:
+        region_code = min(paths, key=lambda path: (path.count("."), path))
+    region = await _region_in_scope(session, principal, region_code)
+    depth = region.path.count(".") + 1
+
+    child = case(
+        (
+            func.nlevel(Case.location_path) > depth,
+            cast(func.subpath(Case.location_path, 0, depth + 1), Text),
+        ),
+        else_=None,
+    ).label("child")
+    state = Case.state
+    open_states = (*RESPONSE_STATES, *RESOLUTION_STATES)
+
+    waiting = state.in_(RESPONSE_STATES)  # type: ignore[attr-defined]
+    # The current round was accepted: a reopened case waits for a new acceptance.
+    responded = and_(Case.accepted_at.is_not(None), ~waiting)  # type: ignore[union-attr]
+    waiting_overdue = and_(waiting, Case.response_due_at < at)
+    resolved = Case.resolved_at.is_not(None)  # type: ignore[union-attr]
+    unresolved_overdue = and_(
+        Case.resolved_at.is_(None),  # type: ignore[union-attr]
+        state.in_(open_states),  # type: ignore[attr-defined]
+        Case.resolution_due_at < at,
+    )
+    # Reopening clears the resolution; the count remembers there was one.
+    resolved_once = or_(resolved, Case.reopen_count > 0)
+    rated = Case.rating.is_not(None)  # type: ignore[union-attr]
+    overdue_now = or_(
+        waiting_overdue,
+        and_(state.in_(RESOLUTION_STATES), Case.resolution_due_at < at),  # type: ignore[attr-defined]
+    )
+    ratios = {
+        "response": (
+            and_(responded, Case.accepted_at <= Case.response_due_at),  # type: ignore[operator]
+            or_(responded, waiting_overdue),
+        ),
+        "resolution": (
+            and_(resolved, Case.resolved_at <= Case.resolution_due_at),  # type: ignore[operator]
+            or_(resolved, unresolved_overdue),
+        ),
+        "satisfaction": (and_(rated, Case.rating >= 4), rated),  # type: ignore[operator]
+        "reopen": (Case.reopen_count > 0, resolved_once),
+    }
+    columns: list[Any] = [
+        child,
+        func.grouping(child).label("is_total"),
+        func.count().label("cases"),
+        func.count().filter(overdue_now).label("overdue_now"),
+    ]
+    for name, (numerator, denominator) in ratios.items():
+        top = func.count().filter(numerator)
+        bottom = func.count().filter(denominator)
+        columns += [
+            top.label(f"{name}_n"),
+            bottom.label(f"{name}_d"),
+            func.round(cast(top, Numeric) / func.nullif(bottom, 0), 4).label(f"{name}_rate"),
+        ]
+    columns += [
+        func.count().filter(Case.channel == channel).label(f"channel_{channel.value}")
+        for channel in Channel
+    ]
+    query = (
+        select(*columns)
+        .where(
+            Case.kind.in_(STAFF_KINDS),  # type: ignore[attr-defined]
+            Case.location_path.descendant_of(region.path),  # type: ignore[attr-defined]
+            Case.created_at >= start,  # type: ignore[operator]
+            Case.created_at < end,  # type: ignore[operator]
+        )
+        .group_by(func.rollup(child))
+    )
+    rows = (await session.execute(query)).mappings().all()
+    by_code: dict[str, Any] = {}
+    total: Any = None
+    for row in rows:
+        if row["is_total"]:
+            total = row
+        elif row["child"] is not None:
+            by_code[row["child"]] = row
+
+    children = (
+        (
+            await session.execute(
+                select(Region).where(Region.parent_id == region.id).order_by(Region.path)  # type: ignore[arg-type]
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return CaseStats(
+        period_from=start,
+        period_to=end,
+        computed_at=at,
+        region=_figures(region, total),
+        children=[_figures(c, by_code.get(c.path)) for c in children],
+    )
+
+
+def _figures(region: Region, row: Any) -> RegionFigures:
+    def count(name: str) -> int:
+        return int(row[name]) if row is not None else 0
+
+    def rate(name: str) -> Rate:
+        if row is None:
+            return Rate(rate=None, numerator=0, denominator=0)
+        return _rate(int(row[f"{name}_n"]), int(row[f"{name}_d"]), row[f"{name}_rate"])
+
+    return RegionFigures(
+        code=region.path,
+        name=region.name,
+        name_en=region.name_en,
+        level=RegionLevel(region.level),
+        cases=count("cases"),
+        response_rate=rate("response"),
+        on_time_resolution_rate=rate("resolution"),
+        satisfaction_rate=rate("satisfaction"),
+        reopen_rate=rate("reopen"),
+        overdue_now=count("overdue_now"),
+        by_channel=ChannelCounts(**{c.value: count(f"channel_{c.value}") for c in Channel}),
+    )

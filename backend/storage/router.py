@@ -1,0 +1,112 @@
+"""Uploads over HTTP: hand out a presigned POST policy, and show the caller an upload."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, status
+
+from backend.auth.principal import CurrentPrincipal
+from backend.core.config import Settings
+from backend.core.database import SessionDep
+from backend.core.errors import Unauthenticated, problem_responses
+from backend.core.ratelimit import RateLimit, RateLimited
+from backend.core.security import TokenExpired, TokenInvalid
+from backend.storage import schemas
+from backend.storage import service as storage_service
+from backend.storage.errors import (
+    StorageUnavailable,
+    UploadNotFound,
+    UploadTooLarge,
+    UploadTypeNotAllowed,
+)
+from backend.storage.service import ObjectStore
+
+router = APIRouter(prefix="/uploads", tags=["uploads"])
+
+_TOKEN_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
+
+
+def _object_store(request: Request) -> ObjectStore:
+    store: ObjectStore = request.app.state.object_store
+    return store
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+ObjectStoreDep = Annotated[ObjectStore, Depends(_object_store)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+@router.post(
+    "",
+    operation_id="create_upload",
+    summary="Get a presigned form to upload a photo or video",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.UploadTicket,
+    responses=problem_responses(*_TOKEN_ERRORS, RateLimited, UploadTypeNotAllowed, UploadTooLarge),
+)
+async def create_upload(
+    body: schemas.UploadCreate,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    store: ObjectStoreDep,
+    settings: SettingsDep,
+    _: RateLimit("upload_create", "30/minute"),  # type: ignore[valid-type]
+) -> schemas.UploadTicket:
+    """The file never passes through this API: post `fields` and the file (as `file`) to
+    `url` with `wx.uploadFile` before `expires_at`, then name the upload's `id` in a report.
+
+    Photos (`case_photo`, `resolution_photo`, `evidence`) may be JPEG, PNG, WebP or HEIC up
+    to 10 MB; videos (`case_video`) MP4 up to 50 MB. Storage refuses another file type and
+    a file larger than `size`.
+    """
+    offer = await storage_service.create_upload(
+        session,
+        store,
+        principal.user_id,
+        body.purpose,
+        body.content_type,
+        body.size,
+        ttl=timedelta(minutes=settings.upload_ttl_minutes),
+    )
+    return schemas.UploadTicket(
+        id=offer.upload.id,
+        url=offer.url,
+        fields=offer.fields,
+        key=offer.upload.object_key,
+        expires_at=offer.upload.expires_at,
+        max_size=offer.upload.declared_size,
+    )
+
+
+@router.get(
+    "/{upload_id}",
+    operation_id="get_upload",
+    summary="Read one of my uploads",
+    response_model=schemas.UploadOut,
+    responses=problem_responses(*_TOKEN_ERRORS, UploadNotFound, StorageUnavailable),
+)
+async def get_upload(
+    upload_id: Annotated[uuid.UUID, Path(description="The upload's id.")],
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    store: ObjectStoreDep,
+) -> schemas.UploadOut:
+    """Whether the file has arrived in storage (`uploaded`) or is still `pending`, and
+    whether a case uses it. Only its owner can see an upload.
+    """
+    upload, state = await storage_service.get_upload(session, store, principal.user_id, upload_id)
+    return schemas.UploadOut(
+        id=upload.id,
+        purpose=upload.purpose,
+        content_type=upload.content_type,
+        size=upload.declared_size,
+        state=state,
+        expires_at=upload.expires_at,
+    )
