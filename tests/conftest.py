@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from backend.app import create_app
+from backend.cases.service import forget_catalogue
 from backend.core.clock import clock
 from backend.core.config import Environment, Settings
 from backend.core.database import create_engine
@@ -177,6 +178,8 @@ async def client(app: FastAPI, connection: AsyncConnection) -> AsyncIterator[htt
     """The app over ASGI, its sessions bound to this test's transaction."""
     original = app.state.session_factory
     app.state.session_factory = lambda: _test_session(connection)
+    # Categories made by an earlier (rolled back) test must not linger in the cache.
+    forget_catalogue()
     async with _test_session(connection) as db:
         await app.state.grid_map.reload(db)
     transport = httpx.ASGITransport(app=app)

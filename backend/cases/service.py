@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import re
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ from backend.cases.models import (
 )
 from backend.cases.workflow import Action, Actor
 from backend.core.clock import now
+from backend.core.database import after_commit
 from backend.regions.coords import to_wgs84
 from backend.regions.models import Region
 from backend.regions.service import GridMap, LocatedGrid
@@ -127,6 +129,7 @@ async def create_category(
         raise CategoryDuplicate(
             code=data.code, kind=data.kind.value, kind_zh=KIND_ZH[data.kind]
         ) from error
+    after_commit(session, _forget_catalogue_after_commit)
     return category
 
 
@@ -148,17 +151,47 @@ async def update_category(
     for name, value in changes.items():
         setattr(category, name, value)
     await session.flush()
+    after_commit(session, _forget_catalogue_after_commit)
     return category
+
+
+# Submissions read the catalogue on every request; it changes rarely, so each process keeps
+# it for a short while. A change made here applies at once, elsewhere within this time.
+CATALOGUE_SECONDS = 30.0
+_catalogue: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
+
+
+async def active_category(session: AsyncSession, kind: CaseKind, ref: str) -> Category | None:
+    """The active category of `kind` named by id or code, from the short-lived cache."""
+    # Keyed by database too: one process may serve several (tests do).
+    key = (str(session.get_bind().engine.url.database), kind.value, ref)
+    cached = _catalogue.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        return Category(**cached[1])
+    category = (
+        await session.execute(
+            select(Category).where(
+                col(Category.kind) == kind, col(Category.active).is_(True), _category_ref(ref)
+            )
+        )
+    ).scalar_one_or_none()
+    if category is not None:
+        columns = {c.name: getattr(category, c.name) for c in Category.__table__.columns}
+        _catalogue[key] = (time.monotonic() + CATALOGUE_SECONDS, columns)
+    return category
+
+
+def forget_catalogue() -> None:
+    _catalogue.clear()
+
+
+async def _forget_catalogue_after_commit(session: AsyncSession) -> None:
+    forget_catalogue()
 
 
 async def load_category(session: AsyncSession, kind: CaseKind, ref: str) -> Category:
     """An active category of `kind` by id or code, else 422 `case.category_invalid`."""
-    result = await session.execute(
-        select(Category).where(
-            col(Category.kind) == kind, col(Category.active).is_(True), _category_ref(ref)
-        )
-    )
-    category = result.scalar_one_or_none()
+    category = await active_category(session, kind, ref)
     if category is None:
         raise CategoryInvalid()
     return category
@@ -219,22 +252,13 @@ async def submit(
         located = grid_map.locate(lat, lng)
         if located is None:
             raise OutsideServiceArea()
-        # One round trip for the category and the grid's row.
-        grid_id = select(col(Region.id)).where(col(Region.path) == located.grid.code)
-        row = (
-            await session.execute(
-                select(Category, grid_id.scalar_subquery()).where(
-                    col(Category.kind) == kind,
-                    col(Category.active).is_(True),
-                    _category_ref(body.category),
-                )
-            )
-        ).one_or_none()
-        if row is None:
-            raise CategoryInvalid()
-        category, grid_row_id = row
-        if grid_row_id is None:  # removed since the map was loaded
+        # The grid map knows the grid's row and the catalogue is cached: no round trip here.
+        grid_row_id = located.grid.id
+        if grid_row_id is None:
             raise OutsideServiceArea()
+        category = await active_category(session, kind, body.category)
+        if category is None:
+            raise CategoryInvalid()
     except (OutsideServiceArea, CategoryInvalid):
         # A key already used answers as a key already used, whatever became of the place or
         # the category since (only a failing request pays for this look-up).
@@ -246,34 +270,32 @@ async def submit(
     extra: dict[str, Any] = {}
     if isinstance(body, schemas.ComplaintCreate):
         extra = {"target_type": body.target.type, "target_name": body.target.name}
-    try:
-        async with session.begin_nested():
-            case, event = await workflow.open_case(
-                session,
-                kind=kind,
-                category=category,
-                description=body.description,
-                lat=lat,
-                lng=lng,
-                address=body.address,
-                grid_id=grid_row_id,
-                grid_path=located.grid.code,
-                queue_path=workflow.community_of(located.grid.code),
-                submitted_by=principal.user_id,
-                reporter_id=principal.user_id,
-                actor=Actor(principal.user_id, workflow.RESIDENT),
-                idempotency_key=key,
-                request_hash=digest,
-                anonymous=body.anonymous,
-                extra=extra,
-            )
-    except IntegrityError:
-        # The key was used before (or is being used right now: the insert waited for that
-        # transaction to commit). Answer the case it made, if the request is the same.
+    opened = await workflow.open_case(
+        session,
+        kind=kind,
+        category=category,
+        description=body.description,
+        lat=lat,
+        lng=lng,
+        address=body.address,
+        grid_id=grid_row_id,
+        grid_path=located.grid.code,
+        queue_path=workflow.community_of(located.grid.code),
+        submitted_by=principal.user_id,
+        reporter_id=principal.user_id,
+        actor=Actor(principal.user_id, workflow.RESIDENT),
+        idempotency_key=key,
+        request_hash=digest,
+        anonymous=body.anonymous,
+        extra=extra,
+    )
+    if opened is None:
+        # The key was used before (or just now, by a request the insert waited for).
+        # Answer the case it made, if the request is the same.
         winner = await _case_by_key(session, principal.user_id, key)
-        if winner is None:
-            raise
+        assert winner is not None, "ON CONFLICT found the key, so its case exists"
         return await _replay(session, store, principal, winner, digest)
+    case, event = opened
 
     uploads: list[Upload] = []
     if body.upload_ids:

@@ -28,7 +28,6 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -492,34 +491,32 @@ async def register_case(
         extra["target_type"] = payload.target.type
         extra["target_name"] = payload.target.name
 
-    try:
-        async with session.begin_nested():
-            created, _ = await workflow.open_case(
-                session,
-                kind=kind,
-                category=category,
-                description=payload.description,
-                lat=lat,
-                lng=lng,
-                address=payload.address or None,
-                grid_id=grid_id,
-                grid_path=grid_code,
-                queue_path=workflow.community_of(grid_code),
-                submitted_by=principal.user_id,
-                reporter_id=reporter_id,
-                actor=workflow.Actor(principal.user_id, roles[0].value),
-                idempotency_key=key,
-                request_hash=fingerprint,
-                channel=Channel(payload.channel.value),
-                extra=extra,
-            )
-    except IntegrityError:
-        # The same key is being used right now: the insert waited for that transaction to
-        # commit. Answer its case, if the request is the same.
+    opened = await workflow.open_case(
+        session,
+        kind=kind,
+        category=category,
+        description=payload.description,
+        lat=lat,
+        lng=lng,
+        address=payload.address or None,
+        grid_id=grid_id,
+        grid_path=grid_code,
+        queue_path=workflow.community_of(grid_code),
+        submitted_by=principal.user_id,
+        reporter_id=reporter_id,
+        actor=workflow.Actor(principal.user_id, roles[0].value),
+        idempotency_key=key,
+        request_hash=fingerprint,
+        channel=Channel(payload.channel.value),
+        extra=extra,
+    )
+    if opened is None:
+        # The same key was used before (or just now, by a request the insert waited for).
+        # Answer its case, if the request is the same.
         winner = await _case_by_key(session, principal.user_id, key)
-        if winner is None:
-            raise
+        assert winner is not None, "ON CONFLICT found the key, so its case exists"
         return _replayed(winner, fingerprint)
+    created, _ = opened
     return created, True
 
 

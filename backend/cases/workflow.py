@@ -7,6 +7,7 @@ appends the timeline event. Nothing else writes `Case.state`.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from backend.cases.errors import CaseChangedMeanwhile, CaseTransitionNotAllowed
@@ -29,6 +31,7 @@ from backend.cases.models import (
     Channel,
 )
 from backend.core.clock import now
+from backend.core.ids import new_id
 
 # Case numbers carry the local date where the city is.
 LOCAL_TIME = ZoneInfo("Asia/Shanghai")
@@ -208,12 +211,45 @@ async def apply(
     )
 
 
-async def next_number(session: AsyncSession, kind: CaseKind, at: datetime) -> str:
-    serial = (
-        await session.execute(text(f"SELECT nextval('case_number_{kind.value}_seq')"))
-    ).scalar_one()
-    day = at.astimezone(LOCAL_TIME).strftime("%Y%m%d")
-    return f"{NUMBER_PREFIX[kind]}-{day}-{serial:06d}"
+# Opening a case is the hot path of report intake: the case row, its number (from a
+# sequence) and its first timeline event go to the database as ONE statement, and the
+# idempotency key is settled by ON CONFLICT instead of a savepoint.
+_OPEN_CASE = text(
+    """
+    WITH new_case AS (
+        INSERT INTO case_file (
+            id, number, kind, category_id, description, state, priority, channel,
+            reporter_id, submitted_by, anonymous, contact_phone_ciphertext,
+            contact_phone_masked, idempotency_key, request_hash, lat, lng, address, grid_id,
+            location_path, queue_path, escalation_level, target_type, target_name,
+            supporters, version, response_due_at, resolution_due_at, reopen_count, created_at
+        ) VALUES (
+            :id, :number_prefix || lpad(nextval(CAST(:sequence AS regclass))::text, 6, '0'),
+            :kind, :category_id, :description, :state, :priority, :channel,
+            :reporter_id, :submitted_by, :anonymous, :contact_phone_ciphertext,
+            :contact_phone_masked, :idempotency_key, :request_hash, :lat, :lng, :address,
+            :grid_id, CAST(:location_path AS ltree), CAST(:queue_path AS ltree),
+            :escalation_level, :target_type, :target_name, :supporters, :version,
+            :response_due_at, :resolution_due_at, :reopen_count, :created_at
+        )
+        ON CONFLICT (submitted_by, idempotency_key) DO NOTHING
+        RETURNING id, number
+    )
+    INSERT INTO case_event (
+        id, case_id, seq, action, to_state, actor_id, actor_role, data, created_at
+    )
+    SELECT :event_id, new_case.id, 1, 'submit', :state, :actor_id, :actor_role,
+           CAST(:event_data AS jsonb), :created_at
+    FROM new_case
+    RETURNING (SELECT number FROM new_case)
+    """
+)
+_OPTIONAL_COLUMNS = (
+    "contact_phone_ciphertext",
+    "contact_phone_masked",
+    "target_type",
+    "target_name",
+)
 
 
 async def open_case(
@@ -236,49 +272,83 @@ async def open_case(
     channel: Channel = Channel.miniapp,
     anonymous: bool = False,
     extra: dict[str, Any] | None = None,
-) -> tuple[Case, CaseEvent]:
+) -> tuple[Case, CaseEvent] | None:
     """Create a submitted case with its number, deadlines from the category and first event.
 
-    `queue_path` is the region whose staff handle it first (the grid's community).
-    `extra` sets further columns (complaint target, contact phone, ...).
+    Returns None when the submitter already used `idempotency_key` (the earlier case is
+    theirs to look up); ON CONFLICT also waits for a concurrent transaction using the same
+    key and then yields to it. `queue_path` is the region whose staff handle it first (the
+    grid's community); `extra` sets optional columns (complaint target, contact phone).
     """
+    unknown = set(extra or {}) - set(_OPTIONAL_COLUMNS)
+    assert not unknown, f"open_case cannot set {unknown}"
     at = now()
-    case = Case(
-        number=await next_number(session, kind, at),
-        kind=kind,
-        category_id=category.id,
-        description=description,
-        state=CaseState.submitted,
-        channel=channel,
-        reporter_id=reporter_id,
-        submitted_by=submitted_by,
-        anonymous=anonymous,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
-        lat=lat,
-        lng=lng,
-        address=address,
-        grid_id=grid_id,
-        location_path=grid_path,
-        queue_path=queue_path,
-        response_due_at=at + timedelta(hours=category.response_hours),
-        resolution_due_at=at + timedelta(hours=category.resolution_hours),
-        created_at=at,
+    row: dict[str, Any] = {
+        "id": new_id(),
+        "kind": kind.value,
+        "category_id": category.id,
+        "description": description,
+        "state": CaseState.submitted.value,
+        "priority": "normal",
+        "channel": Channel(channel).value,
+        "reporter_id": reporter_id,
+        "submitted_by": submitted_by,
+        "anonymous": anonymous,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+        "lat": lat,
+        "lng": lng,
+        "address": address,
+        "grid_id": grid_id,
+        "location_path": grid_path,
+        "queue_path": queue_path,
+        "escalation_level": 0,
+        "supporters": 0,
+        "version": 1,
+        "reopen_count": 0,
+        "response_due_at": at + timedelta(hours=category.response_hours),
+        "resolution_due_at": at + timedelta(hours=category.resolution_hours),
+        "created_at": at,
+        **dict.fromkeys(_OPTIONAL_COLUMNS),
         **(extra or {}),
-    )
-    session.add(case)
-    # The case's id is made here, so its first event goes into the same flush.
-    event = await _append_event(
-        session,
-        case,
-        action=Action.submit,
-        actor=actor,
+    }
+    event_data = {"channel": row["channel"]}
+    event_id = new_id()
+    day = at.astimezone(LOCAL_TIME).strftime("%Y%m%d")
+    number = (
+        await session.execute(
+            _OPEN_CASE,
+            {
+                **row,
+                "number_prefix": f"{NUMBER_PREFIX[kind]}-{day}-",
+                "sequence": f"case_number_{kind.value}_seq",
+                "event_id": event_id,
+                "actor_id": actor.user_id,
+                "actor_role": actor.role,
+                "event_data": json.dumps(event_data),
+            },
+        )
+    ).scalar_one_or_none()
+    if number is None:
+        return None
+    case = Case(**row, number=number)
+    event = CaseEvent(
+        id=event_id,
+        case_id=case.id,
+        seq=1,
+        action=Action.submit.value,
         from_state=None,
-        to_state=CaseState.submitted,
+        to_state=CaseState.submitted.value,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
         note=None,
-        data={"channel": str(channel)},
-        at=at,
+        data=event_data,
+        created_at=at,
     )
+    # Both rows exist: make the objects persistent without reading them back.
+    for written in (case, event):
+        make_transient_to_detached(written)
+        session.add(written)
     return case, event
 
 

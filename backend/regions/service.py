@@ -74,6 +74,8 @@ class RegionRef:
     name: str
     name_en: str | None
     level: RegionLevel
+    # The region's row id, when loaded from the database (cases store their grid's id).
+    id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +357,7 @@ class _Listening:
 async def _fetch_map_records(session: AsyncSession) -> tuple[list[GridRecord], list[RegionRef]]:
     grid_rows = await session.execute(
         select(
+            col(Region.id),
             col(Region.path),
             col(Region.name),
             col(Region.name_en),
@@ -363,10 +366,12 @@ async def _fetch_map_records(session: AsyncSession) -> tuple[list[GridRecord], l
     )
     grids = [
         GridRecord(
-            grid=RegionRef(code=path, name=name, name_en=name_en, level=RegionLevel.grid),
+            grid=RegionRef(
+                code=path, name=name, name_en=name_en, level=RegionLevel.grid, id=region_id
+            ),
             boundary=boundary,
         )
-        for path, name, name_en, boundary in grid_rows.all()
+        for region_id, path, name, name_en, boundary in grid_rows.all()
     ]
     area_rows = await session.execute(
         select(col(Region.path), col(Region.name), col(Region.name_en), col(Region.level)).where(

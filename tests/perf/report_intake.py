@@ -43,8 +43,10 @@ from backend.embedded import EmbeddedPostgres, EmbeddedS3  # noqa: E402
 from backend.wechat.emulator import EmulatorServer  # noqa: E402
 
 APPID, SECRET = "wx-bench", "bench-secret"
-# Gangding's demo grids (WGS-84): 3 x 3 squares from 23.1300 N, 113.3250 E.
-SOUTH, WEST, SPAN_LAT, SPAN_LNG = 23.1300, 113.3250, 0.0081, 0.0087
+# Filled by prepare(): the demo grids' boxes and the report categories. Reports are spread
+# over the whole demo city and its categories, as a city's reports are.
+GRID_BOXES: list[tuple[float, float, float, float]] = []
+CATEGORIES: list[str] = []
 
 BARE_APP = textwrap.dedent(
     '''
@@ -132,14 +134,14 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def report_body(rng: random.Random) -> dict[str, object]:
+    south, west, north, east = rng.choice(GRID_BOXES)
+    # Inside the grid, away from its edges.
+    lat = south + (0.1 + 0.8 * rng.random()) * (north - south)
+    lng = west + (0.1 + 0.8 * rng.random()) * (east - west)
     return {
-        "category": "road_facilities",
+        "category": rng.choice(CATEGORIES),
         "description": "井盖破损，行人容易踩空，请尽快处理",
-        "location": {
-            "lat": SOUTH + rng.random() * SPAN_LAT,
-            "lng": WEST + rng.random() * SPAN_LNG,
-            "coord": "wgs84",
-        },
+        "location": {"lat": lat, "lng": lng, "coord": "wgs84"},
         "address": "天河区石牌街岗顶",
         "anonymous": False,
     }
@@ -216,6 +218,19 @@ async def prepare(url: str) -> dict[str, str]:
                 "SELECT id FROM case_category WHERE kind = 'report' AND code = 'road_facilities'"
             )
         ).scalar_one()
+        CATEGORIES.extend(
+            (
+                await conn.exec_driver_sql(
+                    "SELECT code FROM case_category WHERE kind = 'report' AND active"
+                )
+            ).scalars()
+        )
+        for (boundary,) in await conn.exec_driver_sql(
+            "SELECT boundary FROM region WHERE level = 'grid' AND boundary IS NOT NULL"
+        ):
+            ring = boundary["coordinates"][0]
+            lngs, lats = [p[0] for p in ring], [p[1] for p in ring]
+            GRID_BOXES.append((min(lats), min(lngs), max(lats), max(lngs)))
     await engine.dispose()
     return {"grid_id": str(grid[0]), "grid_path": grid[1], "category_id": str(category)}
 
@@ -227,7 +242,7 @@ async def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="shanzhi-bench-"))
-    cleanups: list[Callable[[], None]] = []
+    cleanups: list[Callable[[], object]] = []
     try:
         server_url = os.environ.get("SHANZHI_TEST_DATABASE_URL")
         if server_url:
@@ -253,7 +268,7 @@ async def main() -> None:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await conn.close()
 
-        cleanups.append(lambda: asyncio.run(drop()))
+        cleanups.append(drop)
         url = parsed.set(database=name).render_as_string(hide_password=False)
         ids = await prepare(url)
 
@@ -362,6 +377,8 @@ async def main() -> None:
         half = app_rps / 2
         print(f"app at half load: {half:.0f} requests/s for {args.seconds:.0f} s ...")
         half_lat = await open_loop(send_app, app_base, half, args.seconds)
+        print(f"bare at the same rate: {half:.0f} requests/s for {args.seconds:.0f} s ...")
+        bare_half_lat = await open_loop(send_bare, bare_base, half, args.seconds)
 
         ratio = app_rps / bare_rps if bare_rps else 0.0
         print(
@@ -376,6 +393,11 @@ async def main() -> None:
             f"half  {len(half_lat) / args.seconds:8.1f} req/s  p50 "
             f"{statistics.median(half_lat) * 1000:6.1f} ms  p99 {pct(half_lat, 0.99):6.1f} ms"
         )
+        print(
+            f"bare  {len(bare_half_lat) / args.seconds:8.1f} req/s  p50 "
+            f"{statistics.median(bare_half_lat) * 1000:6.1f} ms  p99 "
+            f"{pct(bare_half_lat, 0.99):6.1f} ms  (the same rate, for reference)"
+        )
         print(f"ratio {ratio:.2f} (bar: at least 0.60); p99 at half load bar: under 50 ms")
         print(
             f"result: app_rps={app_rps:.1f} bare_rps={bare_rps:.1f} ratio={ratio:.2f} "
@@ -385,7 +407,9 @@ async def main() -> None:
     finally:
         for cleanup in reversed(cleanups):
             try:
-                cleanup()
+                result = cleanup()
+                if asyncio.iscoroutine(result):
+                    await result
             except Exception as error:  # keep cleaning up the rest
                 print(f"cleanup failed: {error!r}", file=sys.stderr)
 
