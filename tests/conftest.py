@@ -223,6 +223,31 @@ def bearer(tokens: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
+# A community on another street and district than the demo staff's (Tianhe, Shipai).
+ELSEWHERE = "gz.yuexiu.beijing.fuqian"
+
+
+StaffElsewhere = Callable[[], Awaitable[dict[str, str]]]
+
+
+@pytest.fixture
+def staff_elsewhere(client: httpx.AsyncClient, login: Login) -> StaffElsewhere:
+    """Headers of community staff on a Yuexiu community, appointed by the demo city admin
+    (needs the `demo` fixture): someone with real staff rights, but not here."""
+
+    async def _appoint() -> dict[str, str]:
+        city = bearer(await login("demo-city-admin"))
+        granted = await client.post(
+            "/v1/admin/role-grants",
+            json={"openid": "demo-resident-3", "role": "community_staff", "region_code": ELSEWHERE},
+            headers=city,
+        )
+        assert granted.status_code == 201, granted.text
+        return bearer(await login("demo-resident-3"))
+
+    return _appoint
+
+
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     """The response is an RFC 9457 problem with this status and stable code."""
     assert response.status_code == status, response.text

@@ -28,7 +28,7 @@ from backend.core.database import create_sessionmaker
 from backend.core.ids import new_id
 from backend.regions.models import Region, RegionLevel
 from backend.wechat.emulator import EmulatorServer
-from tests.conftest import Login, assert_problem, bearer
+from tests.conftest import Login, StaffElsewhere, assert_problem, bearer
 
 GANGDING = "gz.tianhe.shipai.gangding"
 # Demo geometry: Gangding's 3x3 grids start at 23.1300 N, 113.3250 E (WGS-84), each
@@ -551,7 +551,7 @@ async def test_support_counts_each_resident_once(
 
 @pytest.mark.usefixtures("demo")
 async def test_a_case_is_seen_by_its_reporter_and_the_staff_of_its_area_only(
-    client: httpx.AsyncClient, login: Login
+    client: httpx.AsyncClient, login: Login, staff_elsewhere: StaffElsewhere
 ) -> None:
     alice_tokens = await login("demo-resident")
     alice = bearer(alice_tokens)
@@ -576,18 +576,7 @@ async def test_a_case_is_seen_by_its_reporter_and_the_staff_of_its_area_only(
     assert_problem(await get_case(client, mediator, case["id"]), 404, "case.not_found")
 
     # Staff of another street (a Yuexiu community) do not see it.
-    city = await as_user(login, "demo-city-admin")
-    granted = await client.post(
-        "/v1/admin/role-grants",
-        json={
-            "openid": "demo-resident-3",
-            "role": "community_staff",
-            "region_code": "gz.yuexiu.beijing.fuqian",
-        },
-        headers=city,
-    )
-    assert granted.status_code == 201, granted.text
-    elsewhere = await as_user(login, "demo-resident-3")
+    elsewhere = await staff_elsewhere()
     assert_problem(await get_case(client, elsewhere, case["id"]), 404, "case.not_found")
     assert_problem(
         await client.post(f"/v1/cases/{case['id']}/rating", json={"rating": 5}, headers=elsewhere),

@@ -31,7 +31,7 @@ from backend.core.clock import clock, now
 from backend.core.database import create_sessionmaker
 from backend.core.security import PersonalData, issue_access_token
 from backend.regions.models import Region, RegionLevel
-from tests.conftest import Login, assert_problem, bearer
+from tests.conftest import Login, StaffElsewhere, assert_problem, bearer
 
 GANGDING = "gz.tianhe.shipai.gangding"
 SHIPAI = "gz.tianhe.shipai"
@@ -407,20 +407,13 @@ async def test_assign_reject_and_escalate_rules(
 
 
 async def test_staff_of_another_street_see_nothing_here(
-    client: httpx.AsyncClient, demo: None, login: Login, session: AsyncSession
+    client: httpx.AsyncClient,
+    demo: None,
+    login: Login,
+    session: AsyncSession,
+    staff_elsewhere: StaffElsewhere,
 ) -> None:
-    city_admin = await staff_headers(login, "demo-city-admin")
-    granted = await client.post(
-        "/v1/admin/role-grants",
-        json={
-            "openid": "demo-resident-3",
-            "role": "community_staff",
-            "region_code": "gz.yuexiu.beijing.fuqian",
-        },
-        headers=city_admin,
-    )
-    assert granted.status_code == 201, granted.text
-    yuexiu = await staff_headers(login, "demo-resident-3")
+    yuexiu = await staff_elsewhere()
     category = await make_category(session)
     gangding_case = await open_case(session, category)
     fuqian_case = await open_case(session, category, grid=FUQIAN_G01)
