@@ -27,6 +27,8 @@ from backend.regions.router import router as regions_router
 from backend.storage.router import router as uploads_router
 from backend.storage.service import ObjectStore
 from backend.wechat.client import WechatClient
+from points.redemption_router import router as redemption_router
+from points.router import router as points_router
 
 log = logging.getLogger("shanzhi.app")
 
@@ -108,5 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(categories_admin_router, prefix="/v1")
     app.include_router(staff_cases_router, prefix="/v1")
     app.include_router(uploads_router, prefix="/v1")
+    app.include_router(points_router, prefix="/v1")
+    app.include_router(redemption_router, prefix="/v1")
     _problems_as_problem_json(app)
     return app

@@ -22,6 +22,18 @@ export interface AttachmentOut {
   "event_seq"?: number | null;
 }
 
+/** The member's points: what they can spend, what is reserved, and what expires soon. */
+export interface BalanceOut {
+  /** Points that can be spent now. */
+  "available": number;
+  /** Points reserved by redemptions not yet picked up. */
+  "held": number;
+  /** Of the available points, those expiring within 30 days. */
+  "expiring_soon": number;
+  /** When the next of the available points expire; null if none will. */
+  "expiring_at": string | null;
+}
+
 export interface CaseEventOut {
   "seq": number;
   "action": string;
@@ -131,6 +143,27 @@ export interface CaseStats {
   "children": Array<RegionFigures>;
 }
 
+export interface Catalog {
+  /** Nearest first when a location is given. */
+  "centers": Array<CenterCatalog>;
+}
+
+export interface CatalogItem {
+  "id": string;
+  "name": string;
+  "name_en": string;
+  "description": string;
+  /** Points per item. */
+  "price": number;
+  "photo_url": string | null;
+  /** Items left to redeem at this center. */
+  "left": number;
+  "limit": LimitOut | null;
+  /** Items you may still redeem this period; null: no limit. */
+  "allowance": number | null;
+  "active_until": string | null;
+}
+
 export interface CategoryBrief {
   "id": string;
   "code": string;
@@ -194,6 +227,21 @@ export interface CategoryUpdate {
   "active"?: boolean;
 }
 
+export interface CenterBrief {
+  "id": string;
+  "code": string;
+  "name": string;
+  "name_en": string;
+  "address": string;
+}
+
+export interface CenterCatalog {
+  "center": ServiceCenterOut;
+  /** From the location given; null without one. */
+  "distance_m": number | null;
+  "rewards": Array<CatalogItem>;
+}
+
 export type Channel = "miniapp" | "phone" | "counter" | "inspection";
 
 export interface ChannelCounts {
@@ -226,6 +274,60 @@ export interface ComplaintTargetIn {
   "name": string;
 }
 
+export interface CounterRedemptionCreate {
+  /** The reward's id. */
+  "reward": string;
+  /** The service center to pick it up at. */
+  "center": string;
+  "quantity"?: number;
+  /** The code shown on the member's phone. */
+  "member_code": string;
+}
+
+export interface EarningRuleIn {
+  /** The activity type, as volunteers name it: lower-case letters, digits, `_`, `.`, `-`. */
+  "activity_type": string;
+  /** Points per activity. */
+  "points": number;
+  /** Most points a member may earn from this activity type per day (Asia/Shanghai); null: no cap. */
+  "daily_cap"?: number | null;
+  /** An inactive rule awards nothing. */
+  "active"?: boolean;
+}
+
+export interface EarningRuleOut {
+  "activity_type": string;
+  "points": number;
+  "daily_cap": number | null;
+  "active": boolean;
+  "updated_at": string | null;
+}
+
+/** The complete set of rules: rules not listed are deactivated (never deleted). */
+export interface EarningRulesIn {
+  "rules": Array<EarningRuleIn>;
+}
+
+/** One line of the statement: points in (+) or out (-), with the balance after it. */
+export interface EntryOut {
+  /** The entry; pass the last one's `next_cursor` to page. */
+  "id": string;
+  "transaction_id": string;
+  /** award, reverse (an award taken back), hold (reserved for a redemption), release (a reservation given back), or expire. */
+  "kind": TransactionKind;
+  /** Why, as a stable code the app shows in words. */
+  "reason": string;
+  /** What it is about, e.g. `redemption:<id>` or `attendance:<id>`. */
+  "source_ref": string | null;
+  /** For points earned by an activity, its type. */
+  "activity_type": string | null;
+  /** Signed: positive in, negative out. */
+  "amount": number;
+  /** The available balance right after this entry. */
+  "balance": number;
+  "created_at": string;
+}
+
 export interface FeatureIssueOut {
   /** Position of the feature in `features`, from 0. */
   "index": number;
@@ -235,6 +337,11 @@ export interface FeatureIssueOut {
   "reason": string;
   /** The reason in zh-CN and en. */
   "message": Record<string, string>;
+}
+
+export interface FulfilIn {
+  /** The service center you are handing it out at. */
+  "center": string;
 }
 
 /** One grid: `properties` has `code` (full path), `name` and optionally `name_en`. */
@@ -291,6 +398,20 @@ export interface Health {
   "checks"?: Record<string, string>;
 }
 
+export interface LimitIn {
+  /** Items a member may redeem per period. */
+  "count": number;
+  /** Calendar day, week, month or year (China time). */
+  "period": LimitPeriod;
+}
+
+export interface LimitOut {
+  "count": number;
+  "period": LimitPeriod;
+}
+
+export type LimitPeriod = "day" | "week" | "month" | "year";
+
 /** The grid containing a point, and the regions above it. */
 export interface LocateResult {
   "grid": RegionSummary;
@@ -324,14 +445,47 @@ export interface Me {
   "created_at": string;
 }
 
+export interface MemberCodeOut {
+  /** Show as a QR code at the counter; refresh every minute. */
+  "code": string;
+  /** When staff can no longer scan it. */
+  "expires_at": string;
+  /** When the app should fetch a new one. */
+  "refresh_after": string;
+}
+
 export interface Page_CaseListItem_ {
   "items": Array<CaseListItem>;
   /** Pass as `cursor` for the next page; null on the last page. */
   "next_cursor"?: string | null;
 }
 
+export interface Page_EntryOut_ {
+  "items": Array<EntryOut>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
+export interface Page_RedemptionOut_ {
+  "items": Array<RedemptionOut>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
+export interface Page_RewardOut_ {
+  "items": Array<RewardOut>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
 export interface Page_RoleGrantOut_ {
   "items": Array<RoleGrantOut>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
+export interface Page_ServiceCenterOut_ {
+  "items": Array<ServiceCenterOut>;
   /** Pass as `cursor` for the next page; null on the last page. */
   "next_cursor"?: string | null;
 }
@@ -350,6 +504,15 @@ export interface PersonOut {
 export interface PhoneBinding {
   /** The code from the getPhoneNumber button (`e.detail.code`). */
   "code": string;
+}
+
+export interface PointIn {
+  /** Latitude in degrees. */
+  "lat": number;
+  /** Longitude in degrees. */
+  "lng": number;
+  /** `gcj02` (as wx.getLocation gives it) or `wgs84`. */
+  "coord": "gcj02" | "wgs84";
 }
 
 export interface PointOut {
@@ -402,6 +565,39 @@ export interface RatingIn {
   "rating": number;
   "comment"?: string | null;
 }
+
+export type RedemptionChannel = "app" | "counter";
+
+export interface RedemptionCreate {
+  /** The reward's id. */
+  "reward": string;
+  /** The service center to pick it up at. */
+  "center": string;
+  "quantity"?: number;
+}
+
+export interface RedemptionOut {
+  "id": string;
+  "reward": RewardBrief;
+  "center": CenterBrief;
+  "quantity": number;
+  "unit_price": number;
+  "points_total": number;
+  "channel": RedemptionChannel;
+  "state": RedemptionState;
+  /** Six digits to read out at the counter; null once no longer pending. */
+  "pickup_code": string | null;
+  /** Show as a QR code for staff to scan; null once no longer pending. */
+  "qr_payload": string | null;
+  /** Pick it up before this, or it expires. */
+  "expires_at": string;
+  "created_at": string;
+  "fulfilled_at": string | null;
+  "cancelled_at": string | null;
+  "expired_at": string | null;
+}
+
+export type RedemptionState = "pending" | "fulfilled" | "cancelled" | "expired";
 
 export interface RefreshRequest {
   "refresh_token": string;
@@ -515,6 +711,66 @@ export interface ReporterOut {
   "phone"?: string | null;
 }
 
+export interface RestockIn {
+  /** The service center's id. */
+  "center": string;
+  /** Items added (negative: written off, never below what is reserved). */
+  "add": number;
+}
+
+export interface RewardBrief {
+  "id": string;
+  "name": string;
+  "name_en": string;
+}
+
+export interface RewardCreate {
+  "name": string;
+  "name_en": string;
+  "description"?: string;
+  /** Points per item. */
+  "price": number;
+  /** An upload of purpose `reward_photo` (JPEG, PNG, WebP or HEIC). */
+  "photo_upload_id"?: string | null;
+  /** Code of the region whose service centers may stock it; you must be admin there. */
+  "region": string;
+  /** Per-member limit; null: no limit. */
+  "limit"?: LimitIn | null;
+  /** Redeemable from; null: now. */
+  "active_from"?: string | null;
+  /** Redeemable until; null: open. */
+  "active_until"?: string | null;
+  "active"?: boolean;
+}
+
+export interface RewardOut {
+  "id": string;
+  "name": string;
+  "name_en": string;
+  "description": string;
+  "price": number;
+  /** Short-lived URL of the photo. */
+  "photo_url"?: string | null;
+  "region": string;
+  "limit": LimitOut | null;
+  "active_from": string | null;
+  "active_until": string | null;
+  "active": boolean;
+}
+
+/** Fields to change; a field left out stays as it is. The region never changes. */
+export interface RewardUpdate {
+  "name"?: string;
+  "name_en"?: string;
+  "description"?: string;
+  "price"?: number;
+  "photo_upload_id"?: string | null;
+  "limit"?: LimitIn | null;
+  "active_from"?: string | null;
+  "active_until"?: string | null;
+  "active"?: boolean;
+}
+
 export type Role = "grid_worker" | "community_staff" | "mediator" | "department_handler" | "admin";
 
 export interface RoleGrantCreate {
@@ -537,6 +793,42 @@ export interface RoleOut {
   "role": Role;
   "region_code": string;
   "region_name": string;
+}
+
+export interface ServiceCenterCreate {
+  /** Stable code: lower-case letters, digits, _ -. */
+  "code": string;
+  "name": string;
+  "name_en": string;
+  /** Code of the community it serves. */
+  "region": string;
+  "location": PointIn;
+  "address": string;
+  "opening_hours"?: string | null;
+  "active"?: boolean;
+}
+
+export interface ServiceCenterOut {
+  "id": string;
+  "code": string;
+  "name": string;
+  "name_en": string;
+  /** Code of the community it serves. */
+  "region": string;
+  "location": PointOut;
+  "address": string;
+  "opening_hours": string | null;
+  "active": boolean;
+}
+
+/** Fields to change; a field left out stays as it is. Code and community never change. */
+export interface ServiceCenterUpdate {
+  "name"?: string;
+  "name_en"?: string;
+  "location"?: PointIn;
+  "address"?: string;
+  "opening_hours"?: string | null;
+  "active"?: boolean;
 }
 
 /** What staff may do to a case from the workbench. */
@@ -583,6 +875,17 @@ export interface StaffCaseItem {
   "supporters": number;
   /** Send it back with an action (optimistic locking). */
   "version": number;
+}
+
+export interface StockOut {
+  "reward": string;
+  "center": string;
+  /** Items at the center, reserved ones included. */
+  "on_hand": number;
+  /** Items reserved for pickup. */
+  "reserved": number;
+  /** Items still free to redeem: on_hand - reserved. */
+  "left": number;
 }
 
 /** The submitted case, and open cases nearby that may be the same problem. */
@@ -653,6 +956,8 @@ export interface TokenPair {
   "user": Me;
 }
 
+export type TransactionKind = "award" | "reverse" | "hold" | "capture" | "release" | "expire";
+
 /** The file the phone is about to upload: what it is for, its type and its size. */
 export interface UploadCreate {
   /** `case_photo`, `resolution_photo`, `evidence`: JPEG, PNG, WebP or HEIC up to 10 MB; `case_video`: MP4 up to 50 MB. */
@@ -676,7 +981,7 @@ export interface UploadOut {
   "expires_at": string;
 }
 
-export type UploadPurpose = "case_photo" | "case_video" | "resolution_photo" | "evidence";
+export type UploadPurpose = "case_photo" | "case_video" | "resolution_photo" | "evidence" | "reward_photo";
 
 /** Where and how to post the file: `wx.uploadFile({url, formData: fields, name: "file"})`. */
 export interface UploadTicket {
@@ -858,6 +1163,66 @@ export function createClient(options: ClientOptions) {
     /** Read one of my uploads */
     getUpload: (uploadId: string): Promise<UploadOut> =>
       call<UploadOut>(options, "GET", `/v1/uploads/${encodeURIComponent(uploadId)}`),
+    /** My points: available, held and expiring soon */
+    getPointsBalance: (): Promise<BalanceOut> =>
+      call<BalanceOut>(options, "GET", `/v1/points/balance`),
+    /** My points statement, newest first */
+    listPointsEntries: (params?: { "cursor"?: string | null; "limit"?: number }): Promise<Page_EntryOut_> =>
+      call<Page_EntryOut_>(options, "GET", `/v1/points/entries`, { query: pick(params, ["cursor", "limit"]) }),
+    /** List the earning rules */
+    listEarningRules: (): Promise<Array<EarningRuleOut>> =>
+      call<Array<EarningRuleOut>>(options, "GET", `/v1/admin/points/earning-rules`),
+    /** Set the earning rules */
+    replaceEarningRules: (body: EarningRulesIn): Promise<Array<EarningRuleOut>> =>
+      call<Array<EarningRuleOut>>(options, "PUT", `/v1/admin/points/earning-rules`, { body }),
+    /** Rewards at a service center, or at the centers near me */
+    listRewards: (params?: { "center"?: string | null; "lat"?: number | null; "lng"?: number | null; "coord"?: "gcj02" | "wgs84"; "centers"?: number }): Promise<Catalog> =>
+      call<Catalog>(options, "GET", `/v1/rewards`, { query: pick(params, ["center", "lat", "lng", "coord", "centers"]) }),
+    /** Redeem a reward: hold the points, reserve it, get a pickup code */
+    createRedemption: (body: RedemptionCreate, params?: { "Idempotency-Key"?: string | null }): Promise<RedemptionOut> =>
+      call<RedemptionOut>(options, "POST", `/v1/redemptions`, { headers: pick(params, ["Idempotency-Key"]) as Record<string, string>, body }),
+    /** List my redemptions */
+    listMyRedemptions: (params?: { "state"?: RedemptionState | null; "cursor"?: string | null; "limit"?: number }): Promise<Page_RedemptionOut_> =>
+      call<Page_RedemptionOut_>(options, "GET", `/v1/me/redemptions`, { query: pick(params, ["state", "cursor", "limit"]) }),
+    /** Read one of my redemptions */
+    getRedemption: (redemptionId: string): Promise<RedemptionOut> =>
+      call<RedemptionOut>(options, "GET", `/v1/redemptions/${encodeURIComponent(redemptionId)}`),
+    /** Cancel my redemption before pickup */
+    cancelRedemption: (redemptionId: string): Promise<RedemptionOut> =>
+      call<RedemptionOut>(options, "POST", `/v1/redemptions/${encodeURIComponent(redemptionId)}/cancel`),
+    /** My rotating member code for redeeming at the counter */
+    getMemberCode: (): Promise<MemberCodeOut> =>
+      call<MemberCodeOut>(options, "GET", `/v1/me/member-code`),
+    /** Hand out a reserved reward against its pickup code or QR */
+    fulfilRedemption: (code: string, body: FulfilIn): Promise<RedemptionOut> =>
+      call<RedemptionOut>(options, "POST", `/v1/staff/redemptions/${encodeURIComponent(code)}/fulfil`, { body }),
+    /** Redeem in one step at the counter with the member's code */
+    createCounterRedemption: (body: CounterRedemptionCreate, params?: { "Idempotency-Key"?: string | null }): Promise<RedemptionOut> =>
+      call<RedemptionOut>(options, "POST", `/v1/staff/counter-redemptions`, { headers: pick(params, ["Idempotency-Key"]) as Record<string, string>, body }),
+    /** Export a service center's redemptions of a period as CSV */
+    exportCenterRedemptions: (centerId: string, params?: { "from"?: string | null; "to"?: string | null }): Promise<void> =>
+      call<void>(options, "GET", `/v1/staff/service-centers/${encodeURIComponent(centerId)}/redemptions.csv`, { query: pick(params, ["from", "to"]) }),
+    /** List the service centers in my regions */
+    listServiceCenters: (params?: { "cursor"?: string | null; "limit"?: number }): Promise<Page_ServiceCenterOut_> =>
+      call<Page_ServiceCenterOut_>(options, "GET", `/v1/admin/service-centers`, { query: pick(params, ["cursor", "limit"]) }),
+    /** Open a service center */
+    createServiceCenter: (body: ServiceCenterCreate): Promise<ServiceCenterOut> =>
+      call<ServiceCenterOut>(options, "POST", `/v1/admin/service-centers`, { body }),
+    /** Change a service center */
+    updateServiceCenter: (centerId: string, body: ServiceCenterUpdate): Promise<ServiceCenterOut> =>
+      call<ServiceCenterOut>(options, "PATCH", `/v1/admin/service-centers/${encodeURIComponent(centerId)}`, { body }),
+    /** List the rewards in my regions */
+    listAdminRewards: (params?: { "cursor"?: string | null; "limit"?: number }): Promise<Page_RewardOut_> =>
+      call<Page_RewardOut_>(options, "GET", `/v1/admin/rewards`, { query: pick(params, ["cursor", "limit"]) }),
+    /** Add a reward to the catalog */
+    createReward: (body: RewardCreate): Promise<RewardOut> =>
+      call<RewardOut>(options, "POST", `/v1/admin/rewards`, { body }),
+    /** Change a reward */
+    updateReward: (rewardId: string, body: RewardUpdate): Promise<RewardOut> =>
+      call<RewardOut>(options, "PATCH", `/v1/admin/rewards/${encodeURIComponent(rewardId)}`, { body }),
+    /** Restock a reward at a service center */
+    restockReward: (rewardId: string, body: RestockIn, params?: { "Idempotency-Key"?: string | null }): Promise<StockOut> =>
+      call<StockOut>(options, "POST", `/v1/admin/rewards/${encodeURIComponent(rewardId)}/stock`, { headers: pick(params, ["Idempotency-Key"]) as Record<string, string>, body }),
   };
 }
 

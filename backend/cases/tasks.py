@@ -28,6 +28,8 @@ from backend.core.config import Settings
 from backend.core.database import create_engine, create_sessionmaker
 from backend.storage import service as storage_service
 from backend.storage.service import ObjectStore
+from points import ledger_tasks
+from points import tasks as points_tasks
 
 log = logging.getLogger("shanzhi.worker")
 
@@ -272,6 +274,14 @@ async def run_jobs(
     ]
     if store is not None:
         jobs.append(("purge_uploads", "purged", lambda session: purge_uploads(session, store)))
+    jobs.append(
+        (
+            "expire_redemptions",
+            "redemptions_expired",
+            lambda session: points_tasks.expire_redemptions(session, now()),
+        )
+    )
+    jobs.extend(ledger_tasks.jobs())
     healthy = True
     counts: dict[str, int | None] = {}
     for name, verb, job in jobs:

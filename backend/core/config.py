@@ -91,8 +91,17 @@ class Settings(BaseSettings):
     upload_ttl_minutes: int = Field(
         15, description="Lifetime of an upload policy; unattached uploads are removed later."
     )
+    points_pickup_hours: int = Field(
+        72, ge=1, le=24 * 30, description="Hours a reserved reward waits for pickup."
+    )
     worker_interval_seconds: float = Field(
         60, gt=0, description="Pause between two runs of `shanzhi worker`'s periodic jobs."
+    )
+    points_expiry_policy: str = Field(
+        "end_of_next_year",
+        pattern=r"^(end_of_next_year|end_of_year|never|days:[1-9][0-9]{0,4})$",
+        description="When awarded points expire (Asia/Shanghai calendar): `end_of_next_year`, "
+        "`end_of_year`, `days:<n>` after the award, or `never`.",
     )
 
     jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), description="HS256 signing key.")

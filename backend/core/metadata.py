@@ -7,6 +7,7 @@ import backend.cases.models
 import backend.regions.models
 import backend.storage.models
 import backend.wechat.models  # noqa: F401
+import points.models  # noqa: F401
 from backend.core.database import metadata
 
 __all__ = ["metadata"]

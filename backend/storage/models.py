@@ -17,6 +17,7 @@ class UploadPurpose(StrEnum):
     case_video = "case_video"
     resolution_photo = "resolution_photo"
     evidence = "evidence"
+    reward_photo = "reward_photo"  # a reward in the points catalog
 
 
 class UploadState(StrEnum):

@@ -126,6 +126,7 @@ UPLOAD_RULES: Mapping[UploadPurpose, PurposeRule] = MappingProxyType(
         UploadPurpose.case_photo: PurposeRule(IMAGE_TYPES, 10 * MB),
         UploadPurpose.resolution_photo: PurposeRule(IMAGE_TYPES, 10 * MB),
         UploadPurpose.evidence: PurposeRule(IMAGE_TYPES, 10 * MB),
+        UploadPurpose.reward_photo: PurposeRule(IMAGE_TYPES, 10 * MB),
         UploadPurpose.case_video: PurposeRule(("video/mp4",), 50 * MB),
     }
 )
