@@ -261,21 +261,3 @@ class ExportPeriodInvalid(ShanzhiError):
         "zh-CN": "导出时段的开始时间须早于结束时间，且不超过一年",
         "en": "The period must start before it ends and span at most a year",
     }
-
-
-class RedemptionKeyRequired(ShanzhiError):
-    status = 400
-    code = "points.idempotency_key_required"
-    message = {
-        "zh-CN": "缺少 Idempotency-Key 请求头，请更新小程序后重试",
-        "en": "The Idempotency-Key header is missing; update the app and try again",
-    }
-
-
-class RedemptionKeyInvalid(ShanzhiError):
-    status = 400
-    code = "points.idempotency_key_invalid"
-    message = {
-        "zh-CN": "Idempotency-Key 请求头须为 1 到 128 个可见字符",
-        "en": "The Idempotency-Key header must be 1 to 128 visible characters",
-    }

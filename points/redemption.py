@@ -21,7 +21,6 @@ import csv
 import hashlib
 import hmac
 import io
-import json
 import logging
 import re
 import secrets
@@ -42,6 +41,7 @@ from sqlmodel import col
 from backend.auth.models import Role, User
 from backend.auth.principal import Principal, region_scope
 from backend.core.clock import now
+from backend.core.idempotency import check_idempotency_key, request_hash
 from backend.core.ids import new_id
 from backend.regions.coords import to_wgs84
 from backend.regions.errors import RegionNotFound
@@ -61,8 +61,6 @@ from points.errors import (
     MemberCodeInvalid,
     OutOfStock,
     OwnRedemption,
-    RedemptionKeyInvalid,
-    RedemptionKeyRequired,
     RedemptionLimitReached,
     RedemptionNotFound,
     RedemptionNotPending,
@@ -95,8 +93,6 @@ STAFF_ROLES = (Role.community_staff,)
 ADMIN_ROLES = (Role.admin,)
 # States that count against a member's limit: what was reserved or handed out.
 COUNTED_STATES = (RedemptionState.pending, RedemptionState.fulfilled)
-# Printable ASCII without space: what survives every proxy and log line unchanged.
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 PICKUP_CODE = re.compile(r"[0-9]{6}")
 PICKUP_CODE_ATTEMPTS = 8
 MEMBER_CODE_STEP = 60  # seconds; a code is accepted in its minute and the next one
@@ -213,25 +209,6 @@ class Signer:
 @lru_cache(maxsize=4)
 def signer_for(data_key: str) -> Signer:
     return Signer(data_key)
-
-
-# --- idempotency ---------------------------------------------------------------------------
-
-
-def check_idempotency_key(key: str | None) -> str:
-    if key is None or not key.strip():
-        raise RedemptionKeyRequired()
-    if not _IDEMPOTENCY_KEY.fullmatch(key):
-        raise RedemptionKeyInvalid()
-    return key
-
-
-def request_hash(kind: str, body: dict[str, Any]) -> str:
-    """sha256 of the canonical request: the same request gives the same hash."""
-    canonical = json.dumps(
-        {"kind": kind, **body}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 # --- scope helpers -------------------------------------------------------------------------

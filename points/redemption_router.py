@@ -14,6 +14,7 @@ from backend.auth.principal import CurrentPrincipal
 from backend.core.clock import now
 from backend.core.database import SessionDep
 from backend.core.errors import ShanzhiError, Unauthenticated, problem_responses
+from backend.core.idempotency import KEY_ERRORS
 from backend.core.pagination import (
     CursorInvalid,
     CursorParam,
@@ -40,8 +41,6 @@ from points.errors import (
     MemberCodeInvalid,
     OutOfStock,
     OwnRedemption,
-    RedemptionKeyInvalid,
-    RedemptionKeyRequired,
     RedemptionLimitReached,
     RedemptionNotFound,
     RedemptionNotPending,
@@ -60,7 +59,7 @@ from points.models import RedemptionState
 router = APIRouter()
 
 _AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
-_KEY_ERRORS = (RedemptionKeyRequired, RedemptionKeyInvalid, IdempotencyConflict)
+_KEY_ERRORS = (*KEY_ERRORS, IdempotencyConflict)
 _REDEEM_ERRORS = (
     RewardNotFound,
     ServiceCenterNotFound,

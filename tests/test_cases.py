@@ -327,11 +327,13 @@ async def test_the_idempotency_key_is_required_and_checked(
     tokens = await login("demo-resident")
     headers = bearer(tokens)
     missing = await client.post("/v1/reports", json=report(), headers=headers)
-    assert_problem(missing, 400, "case.idempotency_key_required")
+    assert_problem(missing, 400, "request.idempotency_key_required")
     for bad in ("has space", "x" * 129, "   "):
         response = await submit(client, headers, report(), key=bad)
         code = (
-            "case.idempotency_key_required" if not bad.strip() else "case.idempotency_key_invalid"
+            "request.idempotency_key_required"
+            if not bad.strip()
+            else "request.idempotency_key_invalid"
         )
         assert_problem(response, 400, code)
     assert await cases_of(session, tokens["user"]["id"]) == 0

@@ -359,8 +359,8 @@ async def test_a_retry_answers_the_same_redemption(
     assert await stock(session, towel, world.center) == (100, 3)
 
     for headers, code in (
-        ({}, "points.idempotency_key_required"),
-        ({"Idempotency-Key": "has space"}, "points.idempotency_key_invalid"),
+        ({}, "request.idempotency_key_required"),
+        ({"Idempotency-Key": "has space"}, "request.idempotency_key_invalid"),
     ):
         response = await client.post(
             "/v1/redemptions",

@@ -323,7 +323,7 @@ async def test_an_admin_adds_a_reward_and_stocks_it(
         json={"center": gangding, "add": 1},
         headers=admin,
     )
-    assert_problem(missing_key, 400, "points.idempotency_key_required")
+    assert_problem(missing_key, 400, "request.idempotency_key_required")
 
     changed = await client.patch(
         f"/v1/admin/rewards/{reward['id']}",

@@ -816,8 +816,8 @@ async def test_registration_rules(
         "channel": "phone",
     }
     no_key = await client.post("/v1/staff/cases", json=body, headers=staff)
-    assert_problem(no_key, 400, "case.idempotency_key_required")
+    assert_problem(no_key, 400, "request.idempotency_key_required")
     bad_key = await client.post(
         "/v1/staff/cases", json=body, headers={**staff, "Idempotency-Key": "a b"}
     )
-    assert_problem(bad_key, 400, "case.idempotency_key_invalid")
+    assert_problem(bad_key, 400, "request.idempotency_key_invalid")

@@ -142,24 +142,6 @@ class StatsPeriodInvalid(ShanzhiError):
 # --- Submission, the resident's side and the category catalogue --------------------------
 
 
-class IdempotencyKeyRequired(ShanzhiError):
-    status = 400
-    code = "case.idempotency_key_required"
-    message = {
-        "zh-CN": "提交时缺少 Idempotency-Key 请求头，请更新小程序后重试",
-        "en": "The Idempotency-Key header is missing; update the app and try again",
-    }
-
-
-class IdempotencyKeyInvalid(ShanzhiError):
-    status = 400
-    code = "case.idempotency_key_invalid"
-    message = {
-        "zh-CN": "Idempotency-Key 请求头须为 1 到 128 个可见字符",
-        "en": "The Idempotency-Key header must be 1 to 128 visible characters",
-    }
-
-
 class IdempotencyConflict(ShanzhiError):
     status = 409
     code = "case.idempotency_conflict"

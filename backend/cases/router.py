@@ -22,8 +22,6 @@ from backend.cases.errors import (
     CategoryNotFound,
     CategorySlaInvalid,
     IdempotencyConflict,
-    IdempotencyKeyInvalid,
-    IdempotencyKeyRequired,
     NotReporter,
     OutsideServiceArea,
     ReopenWindowPassed,
@@ -31,6 +29,7 @@ from backend.cases.errors import (
 from backend.cases.models import CaseKind, CaseState
 from backend.core.database import SessionDep
 from backend.core.errors import Unauthenticated, problem_responses
+from backend.core.idempotency import KEY_ERRORS
 from backend.core.pagination import (
     CursorInvalid,
     CursorParam,
@@ -51,8 +50,7 @@ _AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
 _SUBMIT_ERRORS = (
     *_AUTH_ERRORS,
     RateLimited,
-    IdempotencyKeyRequired,
-    IdempotencyKeyInvalid,
+    *KEY_ERRORS,
     IdempotencyConflict,
     OutsideServiceArea,
     CategoryInvalid,

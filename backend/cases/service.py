@@ -8,10 +8,7 @@ earlier (or concurrent) submission with the same key, the winner is read and ans
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -39,8 +36,6 @@ from backend.cases.errors import (
     CategoryNotFound,
     CategorySlaInvalid,
     IdempotencyConflict,
-    IdempotencyKeyInvalid,
-    IdempotencyKeyRequired,
     NotReporter,
     OutsideServiceArea,
     ReopenWindowPassed,
@@ -58,6 +53,7 @@ from backend.cases.models import (
 from backend.cases.workflow import Action, Actor
 from backend.core.clock import now
 from backend.core.database import after_commit
+from backend.core.idempotency import check_idempotency_key, request_hash
 from backend.regions.coords import to_wgs84
 from backend.regions.models import Region
 from backend.regions.service import GridMap, LocatedGrid
@@ -69,7 +65,6 @@ from backend.storage.service import ObjectStore
 CASE_STAFF_ROLES = (Role.grid_worker, Role.community_staff, Role.department_handler, Role.admin)
 SUBMIT_PURPOSES = (UploadPurpose.case_photo, UploadPurpose.case_video)
 # Printable ASCII without space: what survives every proxy and log line unchanged.
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 
 DUPLICATE_RADIUS_M = 100.0
 DUPLICATE_WINDOW = timedelta(days=3)
@@ -215,25 +210,6 @@ class Submission:
     replayed: bool  # an earlier submission with the same key, answered again
 
 
-def check_idempotency_key(key: str | None) -> str:
-    if key is None or not key.strip():
-        raise IdempotencyKeyRequired()
-    if not _IDEMPOTENCY_KEY.fullmatch(key):
-        raise IdempotencyKeyInvalid()
-    return key
-
-
-def request_hash(kind: CaseKind, body: schemas.ReportCreate) -> str:
-    """sha256 of the canonical body: the same request gives the same hash, byte for byte."""
-    canonical = json.dumps(
-        {"kind": kind.value, **body.model_dump(mode="json")},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 async def submit(
     session: AsyncSession,
     *,
@@ -246,7 +222,7 @@ async def submit(
 ) -> Submission:
     """Open a report or complaint for the caller, or answer the one this key opened before."""
     key = check_idempotency_key(idempotency_key)
-    digest = request_hash(kind, body)
+    digest = request_hash(kind.value, body.model_dump(mode="json"))
     lat, lng = to_wgs84(body.location.lat, body.location.lng, body.location.coord)
     try:
         located = grid_map.locate(lat, lng)

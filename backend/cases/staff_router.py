@@ -22,6 +22,7 @@ from backend.cases.staff_schemas import (
 from backend.core.clock import now
 from backend.core.database import SessionDep
 from backend.core.errors import Forbidden, Unauthenticated, problem_responses
+from backend.core.idempotency import KEY_ERRORS
 from backend.core.pagination import CursorInvalid, CursorParam, LimitParam, Page
 from backend.core.ratelimit import RateLimit, RateLimited
 from backend.core.security import TokenExpired, TokenInvalid
@@ -127,8 +128,7 @@ def _store(request: Request) -> ObjectStore:
         },
         **problem_responses(
             *_AUTH_ERRORS,
-            errors.IdempotencyKeyRequired,
-            errors.IdempotencyKeyInvalid,
+            *KEY_ERRORS,
             errors.IdempotencyConflict,
             errors.LocationOutsideYourArea,
             errors.CategoryInvalid,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from backend.cases.staff_schemas import (
 )
 from backend.core.clock import now
 from backend.core.errors import Forbidden
+from backend.core.idempotency import check_idempotency_key, request_hash
 from backend.core.pagination import CursorInvalid
 from backend.core.security import PersonalData, mask_phone
 from backend.regions.coords import to_wgs84
@@ -403,14 +403,6 @@ async def act(
 # --- Registration by staff ---------------------------------------------------------------
 
 
-def request_hash(payload: CaseRegistration) -> str:
-    """A fingerprint of the request, to tell a retry from a different request with the key."""
-    canonical = json.dumps(
-        payload.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 async def _case_by_key(session: AsyncSession, user_id: uuid.UUID, key: str) -> Case | None:
     return (
         await session.execute(
@@ -444,8 +436,8 @@ async def register_case(
     `case.idempotency_conflict`. The unique (submitted_by, idempotency_key) decides races.
     """
     ensure_staff(principal)
-    key = service.check_idempotency_key(idempotency_key)
-    fingerprint = request_hash(payload)
+    key = check_idempotency_key(idempotency_key)
+    fingerprint = request_hash("registration", payload.model_dump(mode="json"))
     earlier = await _case_by_key(session, principal.user_id, key)
     if earlier is not None:
         return _replayed(earlier, fingerprint)
