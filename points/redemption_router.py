@@ -20,8 +20,8 @@ from backend.core.pagination import (
     CursorParam,
     LimitParam,
     Page,
+    cut_page,
     decode_cursor,
-    encode_cursor,
 )
 from backend.core.ratelimit import RateLimit, RateLimited
 from backend.core.security import TokenExpired, TokenInvalid
@@ -243,10 +243,10 @@ async def list_my_redemptions(
     found = await rules.my_redemptions(
         session, principal.user_id, state=state, after=decode_cursor(cursor), limit=limit + 1
     )
-    page = found[:limit]
+    page, next_cursor = cut_page(found, limit)
     return Page(
         items=await rules.redemption_views(session, page),
-        next_cursor=encode_cursor(page[-1].id) if len(found) > limit else None,
+        next_cursor=next_cursor,
     )
 
 
@@ -481,10 +481,10 @@ async def list_service_centers(
     found = await rules.admin_centers(
         session, principal, after=decode_cursor(cursor), limit=limit + 1
     )
-    page = found[:limit]
+    page, next_cursor = cut_page(found, limit)
     return Page(
         items=[rules.center_out(c) for c in page],
-        next_cursor=encode_cursor(page[-1].id) if len(found) > limit else None,
+        next_cursor=next_cursor,
     )
 
 
@@ -544,11 +544,11 @@ async def list_admin_rewards(
     found = await rules.admin_rewards(
         session, principal, after=decode_cursor(cursor), limit=limit + 1
     )
-    page = found[:limit]
+    page, next_cursor = cut_page(found, limit)
     photos = await rules.reward_photos(session, page)
     return Page(
         items=[rules.reward_out(_store(request), r, photos.get(r.id)) for r in page],
-        next_cursor=encode_cursor(page[-1].id) if len(found) > limit else None,
+        next_cursor=next_cursor,
     )
 
 

@@ -12,8 +12,8 @@ from backend.core.pagination import (
     CursorParam,
     LimitParam,
     Page,
+    cut_page,
     decode_cursor,
-    encode_cursor,
 )
 from backend.core.security import TokenExpired, TokenInvalid
 from points import schemas, service
@@ -66,7 +66,7 @@ async def list_points_entries(
     items = await service.entries(
         session, principal.user_id, after=decode_cursor(cursor), limit=limit + 1
     )
-    page = items[:limit]
+    page, next_cursor = cut_page(items, limit)
     return Page(
         items=[
             schemas.EntryOut(
@@ -82,7 +82,7 @@ async def list_points_entries(
             )
             for entry in page
         ],
-        next_cursor=encode_cursor(page[-1].id) if len(items) > limit else None,
+        next_cursor=next_cursor,
     )
 
 

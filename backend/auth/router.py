@@ -27,8 +27,8 @@ from backend.core.pagination import (
     CursorParam,
     LimitParam,
     Page,
+    cut_page,
     decode_cursor,
-    encode_cursor,
 )
 from backend.core.security import TokenExpired, TokenInvalid
 from backend.regions.errors import RegionNotFound
@@ -206,11 +206,8 @@ async def list_role_grants(
     rows = await service.list_grants(
         session, principal, region_code=region, after=decode_cursor(cursor), limit=limit + 1
     )
-    page = rows[:limit]
-    return Page(
-        items=[_grant_out(grant, user) for grant, user in page],
-        next_cursor=encode_cursor(page[-1][0].id) if len(rows) > limit else None,
-    )
+    page, next_cursor = cut_page(rows, limit, key=lambda row: row[0].id)
+    return Page(items=[_grant_out(grant, user) for grant, user in page], next_cursor=next_cursor)
 
 
 @router.delete(

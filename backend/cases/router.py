@@ -35,8 +35,8 @@ from backend.core.pagination import (
     CursorParam,
     LimitParam,
     Page,
+    cut_page,
     decode_cursor,
-    encode_cursor,
 )
 from backend.core.ratelimit import RateLimit, RateLimited
 from backend.core.security import TokenExpired, TokenInvalid
@@ -182,11 +182,8 @@ async def list_my_cases(
     items = await service.my_cases(
         session, principal, state=state, after=decode_cursor(cursor), limit=limit + 1
     )
-    page = items[:limit]
-    return Page(
-        items=page,
-        next_cursor=encode_cursor(page[-1].id) if len(items) > limit else None,
-    )
+    page, next_cursor = cut_page(items, limit)
+    return Page(items=list(page), next_cursor=next_cursor)
 
 
 @router.get(

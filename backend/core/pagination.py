@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Callable, Sequence
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Query
@@ -49,3 +50,15 @@ def decode_cursor(cursor: str | None) -> uuid.UUID | None:
 
 CursorParam = Annotated[str | None, Query(description="Cursor from the previous page.")]
 LimitParam = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
+
+
+R = TypeVar("R")
+
+
+def cut_page(
+    found: Sequence[R], limit: int, key: Callable[[R], uuid.UUID] = lambda row: row.id
+) -> tuple[Sequence[R], str | None]:
+    """Lists fetch `limit + 1` rows after the cursor: the extra one only says there is more.
+    Returns the rows to show and the cursor of the next page (None on the last page)."""
+    shown = found[:limit]
+    return shown, encode_cursor(key(shown[-1])) if len(found) > limit else None
