@@ -104,6 +104,31 @@ class Settings(BaseSettings):
         "`end_of_year`, `days:<n>` after the award, or `never`.",
     )
 
+    volunteer_checkin_grace_minutes: int = Field(
+        15,
+        ge=0,
+        le=240,
+        description="Check-in opens this many minutes before an activity starts; check-out "
+        "is accepted until this many minutes after it ends.",
+    )
+    volunteer_max_accuracy_m: float = Field(
+        100,
+        gt=0,
+        description="A location reported with a worse accuracy (metres) sends the attendance "
+        "to staff review.",
+    )
+    volunteer_max_speed_mps: float = Field(
+        25,
+        gt=0,
+        description="Moving faster than this (metres per second) between two reported points "
+        "of an attendance flags it for staff review.",
+    )
+    volunteer_cancel_hours: float = Field(
+        2,
+        ge=0,
+        description="A volunteer may cancel an enrolment until this many hours before the "
+        "activity starts.",
+    )
     jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), description="HS256 signing key.")
     access_token_minutes: int = Field(15, description="Lifetime of an access token.")
     refresh_token_days: int = Field(30, description="Lifetime of a refresh token.")

@@ -8,6 +8,7 @@ import backend.regions.models
 import backend.storage.models
 import backend.wechat.models  # noqa: F401
 import points.models  # noqa: F401
+import volunteers.models  # noqa: F401
 from backend.core.database import metadata
 
 __all__ = ["metadata"]
