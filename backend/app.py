@@ -29,6 +29,9 @@ from backend.storage.service import ObjectStore
 from backend.wechat.client import WechatClient
 from points.redemption_router import router as redemption_router
 from points.router import router as points_router
+from volunteers.activity_router import router as activity_router
+from volunteers.attendance_router import router as attendance_router
+from volunteers.router import router as volunteers_router
 
 log = logging.getLogger("shanzhi.app")
 
@@ -112,5 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(uploads_router, prefix="/v1")
     app.include_router(points_router, prefix="/v1")
     app.include_router(redemption_router, prefix="/v1")
+    app.include_router(volunteers_router, prefix="/v1")
+    app.include_router(activity_router, prefix="/v1")
+    app.include_router(attendance_router, prefix="/v1")
     _problems_as_problem_json(app)
     return app

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     CheckConstraint,
     Column,
+    DateTime,
     Double,
     Index,
     Integer,
@@ -299,8 +300,11 @@ class TrackPoint(SQLModel, table=True):
     __tablename__ = "volunteer_track_point"
 
     attendance_id: uuid.UUID = Field(foreign_key="volunteer_attendance.id", primary_key=True)
-    recorded_at: datetime = timestamp_field(nullable=False)
-    seq: int = Field(sa_column=Column(Integer, primary_key=True))
+    # One point per instant: a track sent again adds nothing (ON CONFLICT DO NOTHING).
+    recorded_at: datetime = Field(
+        sa_type=DateTime(timezone=True),  # type: ignore[call-overload]
+        primary_key=True,
+    )
     lat: float = Field(sa_column=Column(Double, nullable=False))
     lng: float = Field(sa_column=Column(Double, nullable=False))
     accuracy_m: float | None = Field(default=None, sa_column=Column(Double))

@@ -437,7 +437,6 @@ def upgrade() -> None:
         "volunteer_track_point",
         sa.Column("attendance_id", sa.Uuid(), nullable=False),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("lat", sa.Double(), nullable=False),
         sa.Column("lng", sa.Double(), nullable=False),
         sa.Column("accuracy_m", sa.Double(), nullable=True),
@@ -452,7 +451,9 @@ def upgrade() -> None:
             ["volunteer_attendance.id"],
             name=op.f("fk_volunteer_track_point_attendance_id_volunteer_attendance"),
         ),
-        sa.PrimaryKeyConstraint("attendance_id", "seq", name=op.f("pk_volunteer_track_point")),
+        sa.PrimaryKeyConstraint(
+            "attendance_id", "recorded_at", name=op.f("pk_volunteer_track_point")
+        ),
     )
     op.create_table(
         "volunteer_inspection_finding",
