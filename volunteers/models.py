@@ -149,6 +149,10 @@ class Activity(SQLModel, table=True):
             "(fence_radius_m IS NOT NULL) <> (fence_polygon IS NOT NULL)", name="one_fence"
         ),
         CheckConstraint("fence_radius_m IS NULL OR fence_radius_m > 0", name="radius_positive"),
+        # A retried "create" from a phone finds the draft it made.
+        UniqueConstraint(
+            "created_by", "idempotency_key", name="uq_volunteer_activity_created_by_key"
+        ),
         Index("ix_volunteer_activity_region_path", "region_path", postgresql_using="gist"),
         Index("ix_volunteer_activity_state_starts", "state", "starts_at"),
     )
@@ -183,6 +187,8 @@ class Activity(SQLModel, table=True):
     # The TOTP secret behind the rotating check-in code; never leaves the server.
     code_secret: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_by: uuid.UUID = Field(foreign_key="user_account.id")
+    idempotency_key: str | None = Field(default=None, max_length=128)
+    request_hash: str | None = Field(default=None, max_length=64)
     created_at: datetime = created_at_field()
     updated_at: datetime | None = timestamp_field()
     published_at: datetime | None = timestamp_field()

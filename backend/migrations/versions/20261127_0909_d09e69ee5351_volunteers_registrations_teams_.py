@@ -141,6 +141,8 @@ def upgrade() -> None:
         sa.Column("cancel_reason", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("code_secret", sa.LargeBinary(), nullable=False),
         sa.Column("created_by", sa.Uuid(), nullable=False),
+        sa.Column("idempotency_key", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
+        sa.Column("request_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
@@ -188,6 +190,9 @@ def upgrade() -> None:
             name=op.f("fk_volunteer_activity_team_id_volunteer_team"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_volunteer_activity")),
+        sa.UniqueConstraint(
+            "created_by", "idempotency_key", name="uq_volunteer_activity_created_by_key"
+        ),
     )
     op.create_index(
         "ix_volunteer_activity_region_path",
