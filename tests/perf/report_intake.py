@@ -16,22 +16,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 import uuid
-from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 
-import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -39,10 +33,8 @@ sys.path.insert(0, str(ROOT))
 from backend.core.database import create_engine, create_sessionmaker  # noqa: E402
 from backend.core.migrate import upgrade  # noqa: E402
 from backend.demo import load_demo_data  # noqa: E402
-from backend.embedded import EmbeddedPostgres, EmbeddedS3  # noqa: E402
-from backend.wechat.emulator import EmulatorServer  # noqa: E402
+from tests.perf.harness import closed_loop, free_port, open_loop, open_stack, pct  # noqa: E402
 
-APPID, SECRET = "wx-bench", "bench-secret"
 # Filled by prepare(): the demo grids' boxes and the report categories. Reports are spread
 # over the whole demo city and its categories, as a city's reports are.
 GRID_BOXES: list[tuple[float, float, float, float]] = []
@@ -101,38 +93,6 @@ BARE_APP = textwrap.dedent(
 )
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    process.wait(20)
-
-
-def start(
-    command: list[str], *, env: dict[str, str], cwd: Path, log: Path
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        command, env=env, cwd=cwd, stdout=log.open("w"), stderr=subprocess.STDOUT
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(240):
-        if process.poll() is not None:
-            raise SystemExit(f"server exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise SystemExit(f"server not ready:\n{log.read_text()[-3000:]}")
-
-
 def report_body(rng: random.Random) -> dict[str, object]:
     south, west, north, east = rng.choice(GRID_BOXES)
     # Inside the grid, away from its edges.
@@ -145,60 +105,6 @@ def report_body(rng: random.Random) -> dict[str, object]:
         "address": "天河区石牌街岗顶",
         "anonymous": False,
     }
-
-
-Send = Callable[[httpx.AsyncClient, int], Awaitable[int]]
-
-
-async def closed_loop(send: Send, base: str, concurrency: int, seconds: float) -> list[float]:
-    """As fast as `concurrency` clients can go; returns latencies of successful requests."""
-    latencies: list[float] = []
-    failures = 0
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
-
-        async def client(worker: int) -> None:
-            nonlocal failures
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                status = await send(http, worker)
-                if status in (200, 201):
-                    latencies.append(time.perf_counter() - started)
-                else:
-                    failures += 1
-
-        await asyncio.gather(*(client(w) for w in range(concurrency)))
-    if failures:
-        print(f"  {failures} requests failed")
-    return latencies
-
-
-async def open_loop(send: Send, base: str, rate: float, seconds: float) -> list[float]:
-    """A fixed arrival rate, whatever the latency (so queueing shows in the figures)."""
-    latencies: list[float] = []
-    tasks: list[asyncio.Task[None]] = []
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
-
-        async def one(i: int) -> None:
-            started = time.perf_counter()
-            if await send(http, i) in (200, 201):
-                latencies.append(time.perf_counter() - started)
-
-        start = time.perf_counter()
-        for i in range(int(rate * seconds)):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
-    return latencies
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
 async def prepare(url: str) -> dict[str, str]:
@@ -241,112 +147,29 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="shanzhi-bench-"))
-    cleanups: list[Callable[[], object]] = []
-    try:
-        server_url = os.environ.get("SHANZHI_TEST_DATABASE_URL")
-        if server_url:
-            server_url = server_url.replace("postgresql://", "postgresql+asyncpg://", 1)
-        else:
-            postgres = EmbeddedPostgres(work)
-            cleanups.append(postgres.stop)
-            server_url = postgres.start()
-        name = f"shanzhi_bench_{uuid.uuid4().hex[:8]}"
-        parsed = make_url(server_url)
-        connect = {
-            "host": parsed.query.get("host") or parsed.host,
-            "port": parsed.port,
-            "user": parsed.username,
-            "password": parsed.password,
-        }
-        admin = await asyncpg.connect(database="postgres", **connect)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.close()
-
-        async def drop() -> None:
-            conn = await asyncpg.connect(database="postgres", **connect)
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.close()
-
-        cleanups.append(drop)
-        url = parsed.set(database=name).render_as_string(hide_password=False)
-        ids = await prepare(url)
-
-        s3 = EmbeddedS3(work)
-        cleanups.append(s3.stop)
-        s3.start()
-        emulator = EmulatorServer(APPID, SECRET)
-        emulator.start()
-        cleanups.append(emulator.stop)
-
-        app_port, bare_port = free_port(), free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SHANZHI_")}
-        env.update(
-            SHANZHI_ENV="test",
-            SHANZHI_DATABASE_URL=url,
-            SHANZHI_S3_ENDPOINT=s3.endpoint,
-            SHANZHI_S3_ACCESS_KEY=s3.access_key,
-            SHANZHI_S3_SECRET_KEY=s3.secret_key,
-            SHANZHI_WECHAT_APPID=APPID,
-            SHANZHI_WECHAT_SECRET=SECRET,
-            SHANZHI_WECHAT_API_BASE=emulator.url,
-            SHANZHI_PORT=str(app_port),
-            SHANZHI_LOG_LEVEL="WARNING",
-            # The per-user submission limit would throttle the load generator's users.
-            SHANZHI_RATE_LIMITS='{"case_submit": "1000000/minute"}',
-        )
-        app_log = work / "app.log"
-        app = start(
-            [sys.executable, "-c", "from backend.cli import main; main()", "serve", "--no-demo"],
-            env=env,
-            cwd=ROOT,
-            log=app_log,
-        )
-        cleanups.append(lambda: stop(app))
-        wait_ready(f"http://127.0.0.1:{app_port}/readyz", app, app_log)
-
-        bare_file = work / "bare_app.py"
-        bare_file.write_text(BARE_APP)
-        dsn_params = make_url(url)
-        bare_env = dict(env)
-        bare_env.update(
-            BENCH_DSN=f"postgresql://{dsn_params.username}@/{name}?host="
-            f"{dsn_params.query.get('host') or dsn_params.host}"
-            + (f"&port={dsn_params.port}" if dsn_params.port else ""),
-            BENCH_GRID_ID=ids["grid_id"],
-            BENCH_GRID_PATH=ids["grid_path"],
-            BENCH_CATEGORY_ID=ids["category_id"],
-        )
+    async with AsyncExitStack() as stack:
+        bench = await open_stack(stack, Path(tempfile.mkdtemp(prefix="shanzhi-bench-")))
+        ids = await prepare(bench.url)
+        # The per-user submission limit would throttle the load generator's users.
+        env = bench.app_env(free_port(), rate_limits='{"case_submit": "1000000/minute"}')
+        app_base = bench.serve(stack, env)
 
         # One resident per client, logged in through the emulator as a phone would.
         tokens: list[str] = []
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app_port}") as http:
+        bare_env = {
+            "BENCH_GRID_ID": ids["grid_id"],
+            "BENCH_GRID_PATH": ids["grid_path"],
+            "BENCH_CATEGORY_ID": ids["category_id"],
+        }
+        async with httpx.AsyncClient(base_url=app_base) as http:
             for i in range(args.concurrency):
-                code = await emulator.login_code(f"bench-resident-{i}")
+                code = await bench.emulator.login_code(f"bench-resident-{i}")
                 response = await http.post("/v1/auth/wechat/login", json={"code": code})
                 response.raise_for_status()
                 tokens.append(response.json()["access_token"])
                 if i == 0:
                     bare_env["BENCH_USER_ID"] = response.json()["user"]["id"]
-
-        bare_log = work / "bare.log"
-        bare = start(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bare_app:app",
-                "--port",
-                str(bare_port),
-                "--log-level",
-                "warning",
-            ],
-            env=bare_env,
-            cwd=work,
-            log=bare_log,
-        )
-        cleanups.append(lambda: stop(bare))
-        wait_ready(f"http://127.0.0.1:{bare_port}/docs", bare, bare_log)
+        bare_base = bench.serve_bare(stack, BARE_APP, bare_env)
 
         rng = random.Random(7)
 
@@ -363,7 +186,6 @@ async def main() -> None:
             response = await http.post("/bare/reports", json=report_body(rng), headers=headers)
             return response.status_code
 
-        app_base, bare_base = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{bare_port}"
         # A short warm-up of each, so connection pools and caches are filled.
         await closed_loop(send_app, app_base, args.concurrency, 2)
         await closed_loop(send_bare, bare_base, args.concurrency, 2)
@@ -404,14 +226,6 @@ async def main() -> None:
             f"p50_ms={pct(app_lat, 0.5):.1f} p99_ms={pct(app_lat, 0.99):.1f} "
             f"p99_half_load_ms={pct(half_lat, 0.99):.1f}"
         )
-    finally:
-        for cleanup in reversed(cleanups):
-            try:
-                result = cleanup()
-                if asyncio.iscoroutine(result):
-                    await result
-            except Exception as error:  # keep cleaning up the rest
-                print(f"cleanup failed: {error!r}", file=sys.stderr)
 
 
 if __name__ == "__main__":
