@@ -31,6 +31,7 @@ from points.redemption_router import router as redemption_router
 from points.router import router as points_router
 from volunteers.activity_router import router as activity_router
 from volunteers.attendance_router import router as attendance_router
+from volunteers.inspection_router import router as inspection_router
 from volunteers.router import router as volunteers_router
 
 log = logging.getLogger("shanzhi.app")
@@ -118,5 +119,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(volunteers_router, prefix="/v1")
     app.include_router(activity_router, prefix="/v1")
     app.include_router(attendance_router, prefix="/v1")
+    app.include_router(inspection_router, prefix="/v1")
     _problems_as_problem_json(app)
     return app

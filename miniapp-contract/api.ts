@@ -12,6 +12,132 @@ declare const wx: {
   }): void;
 };
 
+/** An activity in a list or beside an enrolment, attendance or record. */
+export interface ActivityBrief {
+  "id": string;
+  "type": ActivityType;
+  "title": string;
+  "state": ActivityState;
+  "place_name": string;
+  "starts_at": string;
+  "ends_at": string;
+  /** The community that organises and certifies. */
+  "organiser": RegionBrief;
+}
+
+export interface ActivityCreate {
+  /** Also decides the reward (the earning rule). */
+  "type": ActivityType;
+  "title": string;
+  "description"?: string | null;
+  /** Code of the organising community; it records and certifies the service. */
+  "community": string;
+  /** A team of that community: only its members may enrol. */
+  "team"?: string | null;
+  "place_name": string;
+  "address"?: string | null;
+  /** The place (the centre of a radius fence). */
+  "location": LocationIn;
+  "fence": FenceIn;
+  "starts_at": string;
+  /** After `starts_at`, at most 24 hours later. */
+  "ends_at": string;
+  /** Places; more volunteers wait. */
+  "capacity": number;
+}
+
+/** An activity as a volunteer finds it. */
+export interface ActivityItem {
+  "id": string;
+  "type": ActivityType;
+  "title": string;
+  "state": ActivityState;
+  "place_name": string;
+  "starts_at": string;
+  "ends_at": string;
+  /** The community that organises and certifies. */
+  "organiser": RegionBrief;
+  /** Only this team's members may enrol. */
+  "team": TeamBrief | null;
+  "capacity": number;
+  /** Capacity minus the volunteers holding a place. */
+  "places_left": number;
+  /** Volunteers waiting for a place. */
+  "waitlisted": number;
+  /** Points for verified attendance (the ledger's rule); null: none. */
+  "reward_points": number | null;
+  /** From the location given; null without one. */
+  "distance_m": number | null;
+  /** The caller's enrolment, if any. */
+  "my_enrolment": MyEnrolment | null;
+}
+
+/** One activity, with what a volunteer needs to decide and to get there. */
+export interface ActivityOut {
+  "id": string;
+  "type": ActivityType;
+  "title": string;
+  "state": ActivityState;
+  "place_name": string;
+  "starts_at": string;
+  "ends_at": string;
+  /** The community that organises and certifies. */
+  "organiser": RegionBrief;
+  /** Only this team's members may enrol. */
+  "team": TeamBrief | null;
+  "capacity": number;
+  /** Capacity minus the volunteers holding a place. */
+  "places_left": number;
+  /** Volunteers waiting for a place. */
+  "waitlisted": number;
+  /** Points for verified attendance (the ledger's rule); null: none. */
+  "reward_points": number | null;
+  /** From the location given; null without one. */
+  "distance_m": number | null;
+  /** The caller's enrolment, if any. */
+  "my_enrolment": MyEnrolment | null;
+  "description": string | null;
+  "address": string | null;
+  "location": PointOut;
+  "fence": FenceOut;
+  /** Volunteers holding a place. */
+  "enrolled": number;
+  /** Why it was cancelled; null otherwise. */
+  "cancel_reason": string | null;
+  "published_at": string | null;
+  "cancelled_at": string | null;
+  "finished_at": string | null;
+}
+
+export type ActivityState = "draft" | "published" | "cancelled" | "finished";
+
+/** Also the ledger's earning-rule `activity_type`: the reward is the rule's points. */
+export type ActivityType = "public_security_patrol" | "rental_inspection" | "fire_safety_check" | "community_service" | "civilised_traffic" | "elderly_care";
+
+/** Fields to change; a field left out stays as it is. A draft takes any change; a */
+export interface ActivityUpdate {
+  "type"?: ActivityType;
+  "title"?: string;
+  "description"?: string | null;
+  "community"?: string;
+  /** null: open to every volunteer. */
+  "team"?: string | null;
+  "place_name"?: string;
+  "address"?: string | null;
+  "location"?: LocationIn;
+  "fence"?: FenceIn;
+  "starts_at"?: string;
+  "ends_at"?: string;
+  "capacity"?: number;
+}
+
+export interface ApproveIn {
+  /** Why, for the record. */
+  "note"?: string | null;
+  /** Service minutes to credit (at most the activity's window). Default: check-in to check-out within the window, or check-in to the activity's end for someone who never checked out. */
+  "minutes"?: number | null;
+}
+
 export interface AttachmentOut {
   /** The upload's id. */
   "id": string;
@@ -20,6 +146,44 @@ export interface AttachmentOut {
   "content_type": string;
   /** The timeline event it came with. */
   "event_seq"?: number | null;
+}
+
+export interface AttendanceCounts {
+  "checked_in": number;
+  "review": number;
+  "verified": number;
+  "rejected": number;
+}
+
+/** My attendance at an activity: where it stands and what it earned. */
+export interface AttendanceOut {
+  "id": string;
+  "activity": ActivityBrief;
+  /** `checked_in`, `review` (waits for staff), `verified` (hours and points credited) or `rejected`. */
+  "state": AttendanceState;
+  "checked_in_at": string;
+  "checked_out_at"?: string | null;
+  /** Service minutes credited, once verified. */
+  "minutes"?: number | null;
+  /** Points awarded, once verified. */
+  "points"?: number | null;
+  "flags": Array<FlagOut>;
+  /** True when a doubtful signal sends this attendance to staff review rather than paying at check-out. */
+  "will_be_reviewed": boolean;
+  "verified_at"?: string | null;
+  /** What staff wrote when they decided. */
+  "review_note"?: string | null;
+}
+
+export type AttendanceState = "checked_in" | "review" | "verified" | "rejected";
+
+/** When the volunteer can usually serve. */
+export interface Availability {
+  "weekday_daytime"?: boolean;
+  "weekday_evening"?: boolean;
+  "weekend"?: boolean;
+  /** Anything else, e.g. shifts. */
+  "note"?: string | null;
 }
 
 /** The member's points: what they can spend, what is reserved, and what expires soon. */
@@ -32,6 +196,11 @@ export interface BalanceOut {
   "expiring_soon": number;
   /** When the next of the available points expire; null if none will. */
   "expiring_at": string | null;
+}
+
+export interface CancelIn {
+  /** Shown to every enrolled volunteer. */
+  "reason": string;
 }
 
 export interface CaseEventOut {
@@ -251,6 +420,38 @@ export interface ChannelCounts {
   "inspection"?: number;
 }
 
+/** The rotating code to show on site: as six digits and as a QR. */
+export interface CheckinCodeOut {
+  /** Six digits a volunteer can type when the QR will not scan. */
+  "code": string;
+  /** Text to draw as a QR code; the volunteer's phone scans it. */
+  "qr": string;
+  /** When this code started to show. */
+  "valid_from": string;
+  /** When the next code shows: poll again then (the old one is still accepted for one more step). */
+  "refresh_at": string;
+  /** How long each code shows, in seconds. */
+  "step_seconds": number;
+  "activity": ActivityBrief;
+}
+
+export interface ChecklistItemOut {
+  /** Stable code of the item, sent back in `results[].item`. */
+  "code": string;
+  /** What to check, in Chinese, as shown in the app. */
+  "label": string;
+  "label_en": string;
+  /** Code of the report category a failed item is filed in. */
+  "category": string;
+}
+
+/** What to check at each house during this activity, in order. */
+export interface ChecklistOut {
+  "activity_id": string;
+  "type": ActivityType;
+  "items": Array<ChecklistItemOut>;
+}
+
 /** A one-click complaint: a report that names whom it is about. */
 export interface ComplaintCreate {
   /** The category's id or its code. */
@@ -308,6 +509,34 @@ export interface EarningRulesIn {
   "rules": Array<EarningRuleIn>;
 }
 
+export interface EnrolmentCounts {
+  "enrolled": number;
+  "waitlisted": number;
+  "cancelled": number;
+  "no_show": number;
+}
+
+/** A volunteer's place (or place in the queue) for an activity. */
+export interface EnrolmentOut {
+  "id": string;
+  "activity": ActivityBrief;
+  "state": EnrolmentState;
+  /** 1 = next in line; null unless waiting. */
+  "waitlist_position": number | null;
+  /** When you (last) enrolled: the queue's order. */
+  "queued_at": string;
+  /** When you got a place from the waitlist. */
+  "promoted_at": string | null;
+  "cancelled_at": string | null;
+  /** `volunteer` (you), `activity_cancelled` (the organiser called it off: see `cancel_reason`) or `activity_finished` (still waiting when it ended). */
+  "cancelled_by": string | null;
+  /** Why the organiser cancelled the activity. */
+  "cancel_reason": string | null;
+  "created_at": string;
+}
+
+export type EnrolmentState = "enrolled" | "waitlisted" | "cancelled" | "no_show";
+
 /** One line of the statement: points in (+) or out (-), with the balance after it. */
 export interface EntryOut {
   /** The entry; pass the last one's `next_cursor` to page. */
@@ -337,6 +566,44 @@ export interface FeatureIssueOut {
   "reason": string;
   /** The reason in zh-CN and en. */
   "message": Record<string, string>;
+}
+
+/** Where check-in counts: a radius around the place, or a polygon. Exactly one. */
+export interface FenceIn {
+  /** Metres around the place. */
+  "radius_m"?: number | null;
+  /** The area, in the coordinate system of `coord` (by default that of `location`; gcj02 in an update that does not send `location`). */
+  "polygon"?: PolygonIn | null;
+  /** Coordinate system of `polygon`. */
+  "coord"?: "gcj02" | "wgs84" | null;
+}
+
+export interface FenceOut {
+  /** Metres around the place; null for a polygon. */
+  "radius_m": number | null;
+  /** GeoJSON Polygon; null for a radius. */
+  "polygon": Record<string, unknown> | null;
+  "coord"?: "wgs84";
+}
+
+/** The report a failed item became, as it stands now. */
+export interface FindingOut {
+  "case_id": string;
+  /** The report's number, e.g. `RPT-20261122-000123`. */
+  "number": string;
+  "state": CaseState;
+}
+
+/** A doubtful signal: the attendance goes to staff review instead of paying at once. */
+export interface FlagOut {
+  /** `code_of_other_activity`, `poor_accuracy`, `outside_geofence`, `impossible_speed`, `no_service_minutes` or `no_check_out`. */
+  "code": string;
+  /** `check_in`, `check_out` or `track`: where it was seen. */
+  "at": string;
+  /** What it means, in the caller's language. */
+  "message": string;
+  /** Machine-readable facts (distance, speed, ...). */
+  "detail"?: Record<string, unknown>;
 }
 
 export interface FulfilIn {
@@ -398,6 +665,64 @@ export interface Health {
   "checks"?: Record<string, string>;
 }
 
+/** One house inspected: where it is and the answer to each checklist item checked. */
+export interface InspectionCreate {
+  /** The house, e.g. street, number, room. */
+  "address": string;
+  /** Where the house is; its report is filed there. */
+  "location": LocationIn;
+  /** At least one item; each item at most once, in any order. */
+  "results": Array<ResultIn>;
+}
+
+/** A house inspected during an activity, with each item's answer and reports filed. */
+export interface InspectionOut {
+  "id": string;
+  "activity_id": string;
+  "address": string;
+  "location": PointOut;
+  "results": Array<ResultOut>;
+  "created_at": string;
+}
+
+export interface InspectorOut {
+  "id": string;
+  /** The volunteer number, e.g. `V2026-0000123`. */
+  "number": string | null;
+  "real_name": string;
+}
+
+export interface Leaderboard {
+  "community": RegionBrief;
+  /** `YYYY-MM`, China time. */
+  "month": string;
+  /** The top 50, most minutes first. */
+  "entries": Array<LeaderboardEntry>;
+  /** Your place, when you served with this community that month. */
+  "me": LeaderboardMine | null;
+}
+
+export interface LeaderboardEntry {
+  /** 1 is first; equal minutes share a rank. */
+  "rank": number;
+  /** Volunteer number. */
+  "number": string | null;
+  /** Masked: the first character and `*`, e.g. `陈*`. */
+  "name": string;
+  "minutes": number;
+  /** Hours with one decimal. */
+  "hours": number;
+  /** Activities with verified attendance that month. */
+  "activities": number;
+}
+
+export interface LeaderboardMine {
+  "rank": number;
+  "minutes": number;
+  "hours": number;
+  "activities": number;
+}
+
 export interface LimitIn {
   /** Items a member may redeem per period. */
   "count": number;
@@ -454,14 +779,46 @@ export interface MemberCodeOut {
   "refresh_after": string;
 }
 
+export interface MyEnrolment {
+  "id": string;
+  "state": EnrolmentState;
+  /** 1 = next in line; null unless waiting. */
+  "waitlist_position": number | null;
+}
+
+export interface MyTeam {
+  "id": string;
+  "name": string;
+  /** true when you lead this team. */
+  "leader": boolean;
+}
+
+export interface Page_ActivityItem_ {
+  "items": Array<ActivityItem>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
 export interface Page_CaseListItem_ {
   "items": Array<CaseListItem>;
   /** Pass as `cursor` for the next page; null on the last page. */
   "next_cursor"?: string | null;
 }
 
+export interface Page_EnrolmentOut_ {
+  "items": Array<EnrolmentOut>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
 export interface Page_EntryOut_ {
   "items": Array<EntryOut>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
+export interface Page_InspectionOut_ {
+  "items": Array<InspectionOut>;
   /** Pass as `cursor` for the next page; null on the last page. */
   "next_cursor"?: string | null;
 }
@@ -490,8 +847,50 @@ export interface Page_ServiceCenterOut_ {
   "next_cursor"?: string | null;
 }
 
+export interface Page_ServiceRecord_ {
+  "items": Array<ServiceRecord>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
+export interface Page_StaffActivityItem_ {
+  "items": Array<StaffActivityItem>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
+export interface Page_StaffAttendanceOut_ {
+  "items": Array<StaffAttendanceOut>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
 export interface Page_StaffCaseItem_ {
   "items": Array<StaffCaseItem>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
+export interface Page_StaffEnrolmentOut_ {
+  "items": Array<StaffEnrolmentOut>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
+export interface Page_StaffInspectionOut_ {
+  "items": Array<StaffInspectionOut>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
+export interface Page_StaffVolunteer_ {
+  "items": Array<StaffVolunteer>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
+export interface Page_TeamOut_ {
+  "items": Array<TeamOut>;
   /** Pass as `cursor` for the next page; null on the last page. */
   "next_cursor"?: string | null;
 }
@@ -504,6 +903,27 @@ export interface PersonOut {
 export interface PhoneBinding {
   /** The code from the getPhoneNumber button (`e.detail.code`). */
   "code": string;
+}
+
+/** Where the phone says it is, with the accuracy wx.getLocation reports. */
+export interface PhoneLocationIn {
+  /** Latitude in degrees. */
+  "lat": number;
+  /** Longitude in degrees. */
+  "lng": number;
+  /** `gcj02` (what wx.getLocation gives by default) or `wgs84`. */
+  "coord": "gcj02" | "wgs84";
+  /** Horizontal accuracy in metres (`accuracy` from wx.getLocation). */
+  "accuracy_m": number;
+}
+
+/** Where the phone was at check-in or check-out (stored in WGS-84). */
+export interface PlaceAt {
+  "at": string;
+  "location": PointOut;
+  "accuracy_m": number;
+  /** Metres outside the activity's fence; 0 inside. */
+  "outside_fence_m": number;
 }
 
 export interface PointIn {
@@ -519,6 +939,13 @@ export interface PointOut {
   "lat": number;
   "lng": number;
   "coord"?: "wgs84";
+}
+
+/** A GeoJSON Polygon: one closed ring of [lng, lat] positions (no holes). */
+export interface PolygonIn {
+  "type": "Polygon";
+  /** One ring; its first and last positions are the same point. */
+  "coordinates": Array<Array<Array<number>>>;
 }
 
 /** An open case nearby in the same category: support it instead of reporting again. */
@@ -684,6 +1111,11 @@ export interface RegionUpdate {
 /** How a resident reached staff who register the case for them. */
 export type RegisterChannel = "phone" | "counter";
 
+export interface RejectIn {
+  /** Why: the volunteer sees it. */
+  "note": string;
+}
+
 export type RejectReason = "duplicate" | "out_of_scope" | "insufficient_information" | "not_government_matter" | "other";
 
 export interface ReopenIn {
@@ -716,6 +1148,39 @@ export interface RestockIn {
   "center": string;
   /** Items added (negative: written off, never below what is reserved). */
   "add": number;
+}
+
+/** The answer to one checklist item. */
+export interface ResultIn {
+  /** The checklist item's code. */
+  "item": string;
+  /** true: the item passed; false: a problem was found. */
+  "ok": boolean;
+  /** What was found (optional). */
+  "note"?: string | null;
+  /** Photos of a reported problem: uploads of purpose `case_photo` or `case_video`, as for a report. Only on an item that is reported. */
+  "upload_ids"?: Array<string>;
+  /** File the failed item as a report in the case engine; default true when `ok` is false. Must not be true on a passed item. */
+  "report"?: boolean | null;
+}
+
+export interface ResultOut {
+  "item": string;
+  /** The item as the checklist names it (the code if retired). */
+  "label": string;
+  "label_en": string;
+  "ok": boolean;
+  "note": string | null;
+  "upload_ids": Array<string>;
+  /** Whether the item was filed as a report. */
+  "report": boolean;
+  /** The report it became, if it was filed. */
+  "finding": FindingOut | null;
+}
+
+export interface ReviewReason {
+  /** Shown to the volunteer. */
+  "reason": string;
 }
 
 export interface RewardBrief {
@@ -795,6 +1260,13 @@ export interface RoleOut {
   "region_name": string;
 }
 
+/** What the volunteer's phone scanned (or the digits typed) and where it is. */
+export interface ScanIn {
+  /** The scanned QR text (`shanzhi:checkin:<activity>:<digits>`), or the six digits typed from the screen. */
+  "code": string;
+  "location": PhoneLocationIn;
+}
+
 export interface ServiceCenterCreate {
   /** Stable code: lower-case letters, digits, _ -. */
   "code": string;
@@ -831,6 +1303,21 @@ export interface ServiceCenterUpdate {
   "active"?: boolean;
 }
 
+/** One verified attendance: what the volunteer did, how long, and what it paid. */
+export interface ServiceRecord {
+  /** The attendance. */
+  "id": string;
+  "activity": ActivityBrief;
+  "checked_in_at": string;
+  "checked_out_at": string | null;
+  "minutes": number;
+  "points": number;
+  "verified_at": string;
+}
+
+/** What a volunteer can offer; the app shows each as a tag. */
+export type Skill = "patrol" | "first_aid" | "fire_safety" | "legal" | "mediation" | "elderly_care" | "tutoring" | "driving" | "translation" | "other";
+
 /** What staff may do to a case from the workbench. */
 export type StaffAction = "accept" | "assign" | "start" | "resolve" | "reject" | "escalate" | "comment";
 
@@ -845,6 +1332,99 @@ export interface StaffActionBody {
   "reason"?: RejectReason | null;
   /** `resolve`: photos of the result (uploads with purpose `resolution_photo`). */
   "upload_ids"?: Array<string>;
+}
+
+/** An activity in the staff list. */
+export interface StaffActivityItem {
+  "id": string;
+  "type": ActivityType;
+  "title": string;
+  "state": ActivityState;
+  "place_name": string;
+  "starts_at": string;
+  "ends_at": string;
+  /** The community that organises and certifies. */
+  "organiser": RegionBrief;
+  "team": TeamBrief | null;
+  "capacity": number;
+  "enrolled": number;
+  "waitlisted": number;
+  "places_left": number;
+  "created_at": string;
+}
+
+/** One activity as its organisers see it: the detail and how it is going. */
+export interface StaffActivityOut {
+  "id": string;
+  "type": ActivityType;
+  "title": string;
+  "state": ActivityState;
+  "place_name": string;
+  "starts_at": string;
+  "ends_at": string;
+  /** The community that organises and certifies. */
+  "organiser": RegionBrief;
+  /** Only this team's members may enrol. */
+  "team": TeamBrief | null;
+  "capacity": number;
+  /** Capacity minus the volunteers holding a place. */
+  "places_left": number;
+  /** Volunteers waiting for a place. */
+  "waitlisted": number;
+  /** Points for verified attendance (the ledger's rule); null: none. */
+  "reward_points": number | null;
+  /** From the location given; null without one. */
+  "distance_m": number | null;
+  /** The caller's enrolment, if any. */
+  "my_enrolment": MyEnrolment | null;
+  "description": string | null;
+  "address": string | null;
+  "location": PointOut;
+  "fence": FenceOut;
+  /** Volunteers holding a place. */
+  "enrolled": number;
+  /** Why it was cancelled; null otherwise. */
+  "cancel_reason": string | null;
+  "published_at": string | null;
+  "cancelled_at": string | null;
+  "finished_at": string | null;
+  "enrolments": EnrolmentCounts;
+  "attendance": AttendanceCounts;
+  "created_at": string;
+  "updated_at": string | null;
+}
+
+export interface StaffAttendanceDetail {
+  "id": string;
+  "volunteer": volunteers__attendance_schemas__VolunteerBrief;
+  "activity": ActivityBrief;
+  "state": AttendanceState;
+  "flags": Array<FlagOut>;
+  "check_in": PlaceAt;
+  "check_out"?: PlaceAt | null;
+  "minutes"?: number | null;
+  "points"?: number | null;
+  "verified_at"?: string | null;
+  "reviewed_at"?: string | null;
+  "review_note"?: string | null;
+  /** The uploaded track, oldest point first. */
+  "track": Array<TrackPointOut>;
+}
+
+/** An attendance as staff review it. */
+export interface StaffAttendanceOut {
+  "id": string;
+  "volunteer": volunteers__attendance_schemas__VolunteerBrief;
+  "activity": ActivityBrief;
+  "state": AttendanceState;
+  "flags": Array<FlagOut>;
+  "check_in": PlaceAt;
+  "check_out"?: PlaceAt | null;
+  "minutes"?: number | null;
+  "points"?: number | null;
+  "verified_at"?: string | null;
+  "reviewed_at"?: string | null;
+  "review_note"?: string | null;
 }
 
 /** A case as the workbench lists it. The reporter is never shown here. */
@@ -875,6 +1455,76 @@ export interface StaffCaseItem {
   "supporters": number;
   /** Send it back with an action (optimistic locking). */
   "version": number;
+}
+
+/** An enrolment on an activity's roster. */
+export interface StaffEnrolmentOut {
+  "id": string;
+  "volunteer": volunteers__activity_schemas__VolunteerBrief;
+  "state": EnrolmentState;
+  "waitlist_position": number | null;
+  "queued_at": string;
+  "promoted_at": string | null;
+  "cancelled_at": string | null;
+  "cancelled_by": string | null;
+  /** null: never checked in. */
+  "attendance_state": AttendanceState | null;
+}
+
+/** An inspection as the activity's hosts see it: with the volunteer who filed it. */
+export interface StaffInspectionOut {
+  "id": string;
+  "activity_id": string;
+  "address": string;
+  "location": PointOut;
+  "results": Array<ResultOut>;
+  "created_at": string;
+  "volunteer": InspectorOut;
+}
+
+/** A volunteer as community staff see them: the phone masked, never in full. */
+export interface StaffVolunteer {
+  "id": string;
+  "state": VolunteerState;
+  "number": string | null;
+  "real_name": string;
+  /** WeChat nickname. */
+  "nickname": string | null;
+  /** Masked, e.g. `138****5678`. */
+  "phone": string | null;
+  "skills": Array<Skill>;
+  "availability": Availability;
+  "community": RegionBrief;
+  "review_reason": string | null;
+  "reviewed_at": string | null;
+  "service_minutes": number;
+  "service_hours": number;
+  "activities_attended": number;
+  "created_at": string;
+  "updated_at": string | null;
+}
+
+export interface StaffVolunteerDetail {
+  "id": string;
+  "state": VolunteerState;
+  "number": string | null;
+  "real_name": string;
+  /** WeChat nickname. */
+  "nickname": string | null;
+  /** Masked, e.g. `138****5678`. */
+  "phone": string | null;
+  "skills": Array<Skill>;
+  "availability": Availability;
+  "community": RegionBrief;
+  "review_reason": string | null;
+  "reviewed_at": string | null;
+  "service_minutes": number;
+  "service_hours": number;
+  "activities_attended": number;
+  "created_at": string;
+  "updated_at": string | null;
+  /** Teams the volunteer is in (`leader`: leads it). */
+  "teams": Array<MyTeam>;
 }
 
 export interface StockOut {
@@ -944,6 +1594,68 @@ export interface TargetOut {
   "name": string;
 }
 
+export interface TeamBrief {
+  "id": string;
+  "name": string;
+}
+
+export interface TeamCreate {
+  /** Code of the team's community. */
+  "community": string;
+  /** Unique in the community. */
+  "name": string;
+  "description"?: string | null;
+  /** An approved volunteer to lead it; they join as a member. */
+  "leader_id"?: string | null;
+}
+
+export interface TeamDetail {
+  "id": string;
+  "community": RegionBrief;
+  "name": string;
+  "description": string | null;
+  "leader": TeamPerson | null;
+  "members_count": number;
+  "active": boolean;
+  "created_at": string;
+  /** The leader first, then by joining. */
+  "members": Array<TeamMemberOut>;
+}
+
+export interface TeamLeaderSet {
+  /** A member of the team; null leaves the team without a leader. */
+  "volunteer_id": string | null;
+}
+
+export interface TeamMemberAdd {
+  "volunteer_id": string;
+}
+
+export interface TeamMemberOut {
+  "volunteer_id": string;
+  "number": string | null;
+  "real_name": string;
+  "leader": boolean;
+  "joined_at": string;
+}
+
+export interface TeamOut {
+  "id": string;
+  "community": RegionBrief;
+  "name": string;
+  "description": string | null;
+  "leader": TeamPerson | null;
+  "members_count": number;
+  "active": boolean;
+  "created_at": string;
+}
+
+export interface TeamPerson {
+  "volunteer_id": string;
+  "number": string | null;
+  "real_name": string;
+}
+
 export interface TokenPair {
   "access_token": string;
   "token_type"?: string;
@@ -954,6 +1666,40 @@ export interface TokenPair {
   "refresh_token": string;
   "refresh_expires_at": string;
   "user": Me;
+}
+
+/** A batch of the patrol's track, as the phone recorded it (sent again: nothing added). */
+export interface TrackIn {
+  "points": Array<TrackPointIn>;
+}
+
+export interface TrackOut {
+  /** Points of this attendance's track stored in total. */
+  "stored": number;
+  /** Of this batch, the points that were new. */
+  "added": number;
+  /** The attendance's doubtful signals so far. */
+  "flags": Array<FlagOut>;
+  "will_be_reviewed": boolean;
+}
+
+export interface TrackPointIn {
+  /** When the phone took this point (with offset). */
+  "at": string;
+  /** Latitude in degrees. */
+  "lat": number;
+  /** Longitude in degrees. */
+  "lng": number;
+  /** `gcj02` (as wx.getLocation gives it) or `wgs84`. */
+  "coord": "gcj02" | "wgs84";
+  /** Accuracy in metres. */
+  "accuracy_m"?: number | null;
+}
+
+export interface TrackPointOut {
+  "at": string;
+  "location": PointOut;
+  "accuracy_m"?: number | null;
 }
 
 export type TransactionKind = "award" | "reverse" | "hold" | "capture" | "release" | "expire";
@@ -1004,9 +1750,62 @@ export interface UserRef {
   "nickname": string | null;
 }
 
+/** The caller's registration: its state, what they offer, and what they have done. */
+export interface VolunteerProfile {
+  "id": string;
+  /** `pending` (waiting for the community), `approved`, `rejected` (see `review_reason`; sign up again to re-apply) or `suspended`. */
+  "state": VolunteerState;
+  /** Volunteer number, issued on approval. */
+  "number": string | null;
+  /** Why the community rejected or suspended. */
+  "review_reason": string | null;
+  "reviewed_at": string | null;
+  "real_name": string;
+  "skills": Array<Skill>;
+  "availability": Availability;
+  /** The home community. */
+  "community": RegionBrief;
+  "teams": Array<MyTeam>;
+  /** Verified service time, in minutes. */
+  "service_minutes": number;
+  /** The same, in hours with one decimal. */
+  "service_hours": number;
+  /** Activities with verified attendance. */
+  "activities_attended": number;
+  /** Points available to spend. */
+  "points_available": number;
+  "created_at": string;
+  "updated_at": string | null;
+}
+
+export interface VolunteerSignUp {
+  /** Real name, as on the ID. */
+  "real_name": string;
+  "skills"?: Array<Skill>;
+  "availability"?: Availability;
+  /** Code of the home community, e.g. `gz.tianhe.shipai.gangding` (`GET /v1/regions/locate` finds it from the phone's location). */
+  "community": string;
+}
+
+export type VolunteerState = "pending" | "approved" | "rejected" | "suspended";
+
 export interface WechatLogin {
   /** The code from `wx.login()` (single use). */
   "code": string;
+}
+
+export interface volunteers__activity_schemas__VolunteerBrief {
+  "id": string;
+  /** The volunteer number, e.g. `V2026-0000123`. */
+  "number": string | null;
+  "real_name": string;
+}
+
+export interface volunteers__attendance_schemas__VolunteerBrief {
+  "id": string;
+  /** The volunteer number, e.g. `V2026-0000123`. */
+  "number"?: string | null;
+  "real_name": string;
 }
 
 export class ApiError extends Error {
@@ -1223,6 +2022,132 @@ export function createClient(options: ClientOptions) {
     /** Restock a reward at a service center */
     restockReward: (rewardId: string, body: RestockIn, params?: { "Idempotency-Key"?: string | null }): Promise<StockOut> =>
       call<StockOut>(options, "POST", `/v1/admin/rewards/${encodeURIComponent(rewardId)}/stock`, { headers: pick(params, ["Idempotency-Key"]) as Record<string, string>, body }),
+    /** Sign up as a volunteer of my community */
+    signUpVolunteer: (body: VolunteerSignUp): Promise<VolunteerProfile> =>
+      call<VolunteerProfile>(options, "POST", `/v1/volunteers`, { body }),
+    /** My volunteer registration, teams, hours and points */
+    getMyVolunteerProfile: (): Promise<VolunteerProfile> =>
+      call<VolunteerProfile>(options, "GET", `/v1/volunteers/me`),
+    /** My verified service, newest first */
+    listMyServiceRecords: (params?: { "cursor"?: string | null; "limit"?: number }): Promise<Page_ServiceRecord_> =>
+      call<Page_ServiceRecord_>(options, "GET", `/v1/volunteers/me/records`, { query: pick(params, ["cursor", "limit"]) }),
+    /** Service hours leaderboard of a community for a month */
+    getVolunteerLeaderboard: (params?: { "community"?: string | null; "month"?: string | null }): Promise<Leaderboard> =>
+      call<Leaderboard>(options, "GET", `/v1/volunteers/leaderboard`, { query: pick(params, ["community", "month"]) }),
+    /** Volunteers of my communities, newest first */
+    listStaffVolunteers: (params?: { "state"?: VolunteerState | null; "community"?: string | null; "cursor"?: string | null; "limit"?: number }): Promise<Page_StaffVolunteer_> =>
+      call<Page_StaffVolunteer_>(options, "GET", `/v1/staff/volunteers`, { query: pick(params, ["state", "community", "cursor", "limit"]) }),
+    /** Read a volunteer of my communities */
+    getStaffVolunteer: (volunteerId: string): Promise<StaffVolunteerDetail> =>
+      call<StaffVolunteerDetail>(options, "GET", `/v1/staff/volunteers/${encodeURIComponent(volunteerId)}`),
+    /** Approve a volunteer and issue the volunteer number */
+    approveVolunteer: (volunteerId: string): Promise<StaffVolunteerDetail> =>
+      call<StaffVolunteerDetail>(options, "POST", `/v1/staff/volunteers/${encodeURIComponent(volunteerId)}/approve`),
+    /** Reject a volunteer's registration with a reason */
+    rejectVolunteer: (volunteerId: string, body: ReviewReason): Promise<StaffVolunteerDetail> =>
+      call<StaffVolunteerDetail>(options, "POST", `/v1/staff/volunteers/${encodeURIComponent(volunteerId)}/reject`, { body }),
+    /** Suspend an approved volunteer */
+    suspendVolunteer: (volunteerId: string, body: ReviewReason): Promise<StaffVolunteerDetail> =>
+      call<StaffVolunteerDetail>(options, "POST", `/v1/staff/volunteers/${encodeURIComponent(volunteerId)}/suspend`, { body }),
+    /** Export the service record my communities certify for a volunteer (CSV) */
+    exportServiceRecord: (volunteerId: string): Promise<void> =>
+      call<void>(options, "GET", `/v1/staff/volunteers/${encodeURIComponent(volunteerId)}/service-record.csv`),
+    /** Form a team in a community */
+    createTeam: (body: TeamCreate): Promise<TeamDetail> =>
+      call<TeamDetail>(options, "POST", `/v1/staff/teams`, { body }),
+    /** Teams of my communities, newest first */
+    listTeams: (params?: { "community"?: string | null; "cursor"?: string | null; "limit"?: number }): Promise<Page_TeamOut_> =>
+      call<Page_TeamOut_>(options, "GET", `/v1/staff/teams`, { query: pick(params, ["community", "cursor", "limit"]) }),
+    /** Read a team with its members */
+    getTeam: (teamId: string): Promise<TeamDetail> =>
+      call<TeamDetail>(options, "GET", `/v1/staff/teams/${encodeURIComponent(teamId)}`),
+    /** Add a volunteer to a team */
+    addTeamMember: (teamId: string, body: TeamMemberAdd): Promise<TeamDetail> =>
+      call<TeamDetail>(options, "POST", `/v1/staff/teams/${encodeURIComponent(teamId)}/members`, { body }),
+    /** Take a volunteer off a team */
+    removeTeamMember: (teamId: string, volunteerId: string): Promise<TeamDetail> =>
+      call<TeamDetail>(options, "DELETE", `/v1/staff/teams/${encodeURIComponent(teamId)}/members/${encodeURIComponent(volunteerId)}`),
+    /** Choose a team's leader */
+    setTeamLeader: (teamId: string, body: TeamLeaderSet): Promise<TeamDetail> =>
+      call<TeamDetail>(options, "PUT", `/v1/staff/teams/${encodeURIComponent(teamId)}/leader`, { body }),
+    /** Create an activity (a draft) for a community */
+    createActivity: (body: ActivityCreate, params?: { "Idempotency-Key"?: string | null }): Promise<StaffActivityOut> =>
+      call<StaffActivityOut>(options, "POST", `/v1/staff/activities`, { headers: pick(params, ["Idempotency-Key"]) as Record<string, string>, body }),
+    /** Activities organised in my regions */
+    listStaffActivities: (params?: { "state"?: ActivityState | null; "from"?: string | null; "to"?: string | null; "cursor"?: string | null; "limit"?: number }): Promise<Page_StaffActivityItem_> =>
+      call<Page_StaffActivityItem_>(options, "GET", `/v1/staff/activities`, { query: pick(params, ["state", "from", "to", "cursor", "limit"]) }),
+    /** An activity with its enrolment and attendance counts */
+    getStaffActivity: (activityId: string): Promise<StaffActivityOut> =>
+      call<StaffActivityOut>(options, "GET", `/v1/staff/activities/${encodeURIComponent(activityId)}`),
+    /** Change an activity */
+    updateActivity: (activityId: string, body: ActivityUpdate): Promise<StaffActivityOut> =>
+      call<StaffActivityOut>(options, "PATCH", `/v1/staff/activities/${encodeURIComponent(activityId)}`, { body }),
+    /** Publish a draft: volunteers can find it and enrol */
+    publishActivity: (activityId: string): Promise<StaffActivityOut> =>
+      call<StaffActivityOut>(options, "POST", `/v1/staff/activities/${encodeURIComponent(activityId)}/publish`),
+    /** Cancel an activity; its volunteers see why */
+    cancelActivity: (activityId: string, body: CancelIn): Promise<StaffActivityOut> =>
+      call<StaffActivityOut>(options, "POST", `/v1/staff/activities/${encodeURIComponent(activityId)}/cancel`, { body }),
+    /** Finish an activity now and record the no-shows */
+    finishActivity: (activityId: string): Promise<StaffActivityOut> =>
+      call<StaffActivityOut>(options, "POST", `/v1/staff/activities/${encodeURIComponent(activityId)}/finish`),
+    /** An activity's roster: who holds a place, who waits */
+    listActivityEnrolments: (activityId: string, params?: { "state"?: EnrolmentState | null; "cursor"?: string | null; "limit"?: number }): Promise<Page_StaffEnrolmentOut_> =>
+      call<Page_StaffEnrolmentOut_>(options, "GET", `/v1/staff/activities/${encodeURIComponent(activityId)}/enrolments`, { query: pick(params, ["state", "cursor", "limit"]) }),
+    /** Activities near me, or in a community, with the places left */
+    listActivities: (params?: { "lat"?: number | null; "lng"?: number | null; "coord"?: "gcj02" | "wgs84"; "radius_km"?: number; "community"?: string | null; "cursor"?: string | null; "limit"?: number }): Promise<Page_ActivityItem_> =>
+      call<Page_ActivityItem_>(options, "GET", `/v1/activities`, { query: pick(params, ["lat", "lng", "coord", "radius_km", "community", "cursor", "limit"]) }),
+    /** An activity: where, when, the check-in area and the places left */
+    getActivity: (activityId: string): Promise<ActivityOut> =>
+      call<ActivityOut>(options, "GET", `/v1/activities/${encodeURIComponent(activityId)}`),
+    /** Enrol: take a place, or join the waitlist when it is full */
+    enrolInActivity: (activityId: string): Promise<EnrolmentOut> =>
+      call<EnrolmentOut>(options, "POST", `/v1/activities/${encodeURIComponent(activityId)}/enrolments`),
+    /** Cancel my enrolment; the first in the queue gets the place */
+    cancelEnrolment: (enrolmentId: string): Promise<EnrolmentOut> =>
+      call<EnrolmentOut>(options, "POST", `/v1/enrolments/${encodeURIComponent(enrolmentId)}/cancel`),
+    /** My enrolments, newest first */
+    listMyEnrolments: (params?: { "state"?: EnrolmentState | null; "cursor"?: string | null; "limit"?: number }): Promise<Page_EnrolmentOut_> =>
+      call<Page_EnrolmentOut_>(options, "GET", `/v1/me/enrolments`, { query: pick(params, ["state", "cursor", "limit"]) }),
+    /** The rotating check-in code to show on site */
+    getCheckinCode: (activityId: string): Promise<CheckinCodeOut> =>
+      call<CheckinCodeOut>(options, "GET", `/v1/staff/activities/${encodeURIComponent(activityId)}/code`),
+    /** Check in on site with the scanned code and my location */
+    checkIn: (activityId: string, body: ScanIn): Promise<AttendanceOut> =>
+      call<AttendanceOut>(options, "POST", `/v1/activities/${encodeURIComponent(activityId)}/check-in`, { body }),
+    /** Check out on site; clean attendance is verified and paid at once */
+    checkOut: (activityId: string, body: ScanIn): Promise<AttendanceOut> =>
+      call<AttendanceOut>(options, "POST", `/v1/activities/${encodeURIComponent(activityId)}/check-out`, { body }),
+    /** Add points of my patrol's track while checked in */
+    uploadTrack: (activityId: string, body: TrackIn): Promise<TrackOut> =>
+      call<TrackOut>(options, "POST", `/v1/activities/${encodeURIComponent(activityId)}/track`, { body }),
+    /** My attendance at an activity */
+    getMyAttendance: (activityId: string): Promise<AttendanceOut> =>
+      call<AttendanceOut>(options, "GET", `/v1/activities/${encodeURIComponent(activityId)}/attendance`),
+    /** Attendance waiting for review (or in another state) */
+    listAttendance: (params?: { "state"?: AttendanceState; "activity"?: string | null; "cursor"?: string | null; "limit"?: number }): Promise<Page_StaffAttendanceOut_> =>
+      call<Page_StaffAttendanceOut_>(options, "GET", `/v1/staff/attendance`, { query: pick(params, ["state", "activity", "cursor", "limit"]) }),
+    /** One attendance with its track, for review */
+    getAttendance: (attendanceId: string): Promise<StaffAttendanceDetail> =>
+      call<StaffAttendanceDetail>(options, "GET", `/v1/staff/attendance/${encodeURIComponent(attendanceId)}`),
+    /** Approve an attendance: credit the hours and pay the points */
+    approveAttendance: (attendanceId: string, body: ApproveIn): Promise<StaffAttendanceOut> =>
+      call<StaffAttendanceOut>(options, "POST", `/v1/staff/attendance/${encodeURIComponent(attendanceId)}/approve`, { body }),
+    /** Reject an attendance: no hours, no points */
+    rejectAttendance: (attendanceId: string, body: RejectIn): Promise<StaffAttendanceOut> =>
+      call<StaffAttendanceOut>(options, "POST", `/v1/staff/attendance/${encodeURIComponent(attendanceId)}/reject`, { body }),
+    /** The checklist of an inspection activity */
+    getInspectionChecklist: (activityId: string): Promise<ChecklistOut> =>
+      call<ChecklistOut>(options, "GET", `/v1/activities/${encodeURIComponent(activityId)}/checklist`),
+    /** File a house's inspection; failed items become reports */
+    fileInspection: (activityId: string, body: InspectionCreate, params?: { "Idempotency-Key"?: string | null }): Promise<InspectionOut> =>
+      call<InspectionOut>(options, "POST", `/v1/activities/${encodeURIComponent(activityId)}/inspections`, { headers: pick(params, ["Idempotency-Key"]) as Record<string, string>, body }),
+    /** My inspections at an activity */
+    listMyInspections: (activityId: string, params?: { "cursor"?: string | null; "limit"?: number }): Promise<Page_InspectionOut_> =>
+      call<Page_InspectionOut_>(options, "GET", `/v1/activities/${encodeURIComponent(activityId)}/inspections`, { query: pick(params, ["cursor", "limit"]) }),
+    /** Every inspection filed at an activity */
+    listActivityInspections: (activityId: string, params?: { "cursor"?: string | null; "limit"?: number }): Promise<Page_StaffInspectionOut_> =>
+      call<Page_StaffInspectionOut_>(options, "GET", `/v1/staff/activities/${encodeURIComponent(activityId)}/inspections`, { query: pick(params, ["cursor", "limit"]) }),
   };
 }
 

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
 import hashlib
 import hmac
-import io
 import logging
 import re
 import secrets
@@ -43,6 +41,7 @@ from backend.auth.principal import Principal, region_scope
 from backend.core.clock import now
 from backend.core.idempotency import check_idempotency_key, request_hash
 from backend.core.ids import new_id
+from backend.core.spreadsheet import csv_text
 from backend.regions.coords import to_wgs84
 from backend.regions.errors import RegionNotFound
 from backend.regions.models import Region, RegionLevel
@@ -1330,17 +1329,6 @@ CSV_COLUMNS = (
     "cancelled_at",
     "expired_at",
 )
-# A cell starting with one of these is a formula to a spreadsheet: neutralised with a quote.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.astimezone(LOCAL_TIME).isoformat()
-    text_ = str(value)
-    return "'" + text_ if text_.startswith(_FORMULA_START) else text_
 
 
 def check_period(start: datetime, end: datetime) -> None:
@@ -1374,29 +1362,24 @@ async def export_csv(
         )
         .order_by(col(Redemption.created_at), col(Redemption.id))
     )
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for redemption, reward_name, nickname in rows.all():
-        writer.writerow(
-            _cell(value)
-            for value in (
-                redemption.id,
-                redemption.created_at,
-                redemption.channel,
-                redemption.state,
-                redemption.member_id,
-                nickname,
-                redemption.reward_id,
-                reward_name,
-                redemption.quantity,
-                redemption.unit_price,
-                redemption.points_total,
-                redemption.fulfilled_at,
-                redemption.fulfilled_by,
-                redemption.cancelled_at,
-                redemption.expired_at,
-            )
+    table = (
+        (
+            redemption.id,
+            redemption.created_at,
+            redemption.channel,
+            redemption.state,
+            redemption.member_id,
+            nickname,
+            redemption.reward_id,
+            reward_name,
+            redemption.quantity,
+            redemption.unit_price,
+            redemption.points_total,
+            redemption.fulfilled_at,
+            redemption.fulfilled_by,
+            redemption.cancelled_at,
+            redemption.expired_at,
         )
-    return center, out.getvalue()
+        for redemption, reward_name, nickname in rows.all()
+    )
+    return center, csv_text([CSV_COLUMNS, *table])

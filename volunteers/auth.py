@@ -43,7 +43,7 @@ async def own_volunteer(
     volunteer = (await session.execute(query)).scalar_one_or_none()
     if volunteer is None:
         raise NotSignedUp()
-    if approved and volunteer.state is not VolunteerState.approved:
+    if approved and volunteer.state != VolunteerState.approved:
         raise VolunteerNotApproved()
     return volunteer
 

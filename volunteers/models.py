@@ -232,7 +232,7 @@ class Enrolment(SQLModel, table=True):
     queued_at: datetime = timestamp_field(nullable=False)
     promoted_at: datetime | None = timestamp_field()
     cancelled_at: datetime | None = timestamp_field()
-    # `volunteer`, `activity_cancelled`, `staff`.
+    # `volunteer`, `activity_cancelled`, `activity_finished` (a waitlisted place never came).
     cancelled_by: str | None = Field(default=None, max_length=32)
     created_at: datetime = created_at_field()
     updated_at: datetime | None = timestamp_field()

@@ -49,6 +49,7 @@ from backend.cases.models import (
     CaseState,
     CaseSupport,
     Category,
+    Channel,
 )
 from backend.cases.workflow import Action, Actor
 from backend.core.clock import now
@@ -219,8 +220,12 @@ async def submit(
     kind: CaseKind,
     body: schemas.ReportCreate,
     idempotency_key: str | None,
+    channel: Channel = Channel.miniapp,
 ) -> Submission:
-    """Open a report or complaint for the caller, or answer the one this key opened before."""
+    """Open a report or complaint for the caller, or answer the one this key opened before.
+
+    `channel` says how it came in: the app by default, or a volunteer's inspection.
+    """
     key = check_idempotency_key(idempotency_key)
     digest = request_hash(kind.value, body.model_dump(mode="json"))
     lat, lng = to_wgs84(body.location.lat, body.location.lng, body.location.coord)
@@ -262,6 +267,7 @@ async def submit(
         actor=Actor(principal.user_id, workflow.RESIDENT),
         idempotency_key=key,
         request_hash=digest,
+        channel=channel,
         anonymous=body.anonymous,
         extra=extra,
     )

@@ -30,6 +30,7 @@ from backend.storage import service as storage_service
 from backend.storage.service import ObjectStore
 from points import ledger_tasks
 from points import tasks as points_tasks
+from volunteers import tasks as volunteer_tasks
 
 log = logging.getLogger("shanzhi.worker")
 
@@ -282,6 +283,7 @@ async def run_jobs(
         )
     )
     jobs.extend(ledger_tasks.jobs())
+    jobs.extend(volunteer_tasks.jobs(settings))
     healthy = True
     counts: dict[str, int | None] = {}
     for name, verb, job in jobs:

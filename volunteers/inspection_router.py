@@ -1,0 +1,203 @@
+"""Inspections over HTTP: the checklist, filing a house's results, and the lists.
+
+Thin: every rule lives in `volunteers.inspections`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response, status
+
+from backend.auth.principal import CurrentPrincipal
+from backend.core.database import SessionDep
+from backend.core.errors import Unauthenticated, problem_responses
+from backend.core.idempotency import KEY_ERRORS
+from backend.core.pagination import (
+    CursorInvalid,
+    CursorParam,
+    LimitParam,
+    Page,
+    cut_page,
+    decode_cursor,
+)
+from backend.core.ratelimit import RateLimit, RateLimited
+from backend.core.security import TokenExpired, TokenInvalid
+from backend.storage.errors import CLAIM_ERRORS
+from volunteers import inspection_schemas as schemas
+from volunteers import inspections as rules
+from volunteers.errors import ActivityNotFound, NotSignedUp, VolunteerNotApproved
+from volunteers.errors_inspections import (
+    ActivityNotOpen,
+    AlreadyCheckedOut,
+    CategoryUnavailable,
+    HouseOutsideServiceArea,
+    IdempotencyConflict,
+    ItemUnknown,
+    NotAnInspection,
+    NotCheckedIn,
+)
+
+router = APIRouter()
+
+_AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
+_FILE_ERRORS = (
+    *_AUTH_ERRORS,
+    RateLimited,
+    *KEY_ERRORS,
+    IdempotencyConflict,
+    ActivityNotFound,
+    NotAnInspection,
+    NotSignedUp,
+    VolunteerNotApproved,
+    ActivityNotOpen,
+    NotCheckedIn,
+    AlreadyCheckedOut,
+    ItemUnknown,
+    HouseOutsideServiceArea,
+    CategoryUnavailable,
+    *CLAIM_ERRORS,
+)
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Required. 1–128 visible ASCII characters, new for each house and the "
+        "same on every retry of it (e.g. a UUID made when the volunteer taps submit).",
+    ),
+]
+
+
+def _filing_responses() -> dict[int | str, dict[str, Any]]:
+    responses = problem_responses(*_FILE_ERRORS)
+    responses[200] = {
+        "model": schemas.InspectionOut,
+        "description": "A retry: the inspection this Idempotency-Key filed before "
+        "(with the header `Idempotent-Replay: true`).",
+        "headers": {
+            "Idempotent-Replay": {
+                "description": "`true` when the inspection was filed by an earlier request.",
+                "schema": {"type": "string", "enum": ["true"]},
+            }
+        },
+    }
+    return responses
+
+
+@router.get(
+    "/activities/{activity_id}/checklist",
+    operation_id="get_inspection_checklist",
+    tags=["activities"],
+    summary="The checklist of an inspection activity",
+    response_model=schemas.ChecklistOut,
+    responses=problem_responses(*_AUTH_ERRORS, ActivityNotFound, NotAnInspection),
+)
+async def get_inspection_checklist(
+    activity_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
+) -> schemas.ChecklistOut:
+    """What to check at each house during a rental-house inspection or fire-safety check,
+    and the report category a failed item is filed under.
+
+    Any other activity (a patrol, community service, ...) has no checklist (409). A draft
+    activity is found only by the staff who host it (404 for anyone else).
+    """
+    return await rules.get_checklist(session, principal, activity_id)
+
+
+@router.post(
+    "/activities/{activity_id}/inspections",
+    operation_id="file_inspection",
+    tags=["activities"],
+    summary="File a house's inspection; failed items become reports",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.InspectionOut,
+    responses=_filing_responses(),
+)
+async def file_inspection(
+    activity_id: uuid.UUID,
+    body: schemas.InspectionCreate,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    _: RateLimit("inspection_file", "30/minute"),
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Record the checklist results of one house, as an approved volunteer checked in at
+    the activity (check in first; after check-out it is refused).
+
+    Each failed item is filed as a report (channel `inspection`) with you as its reporter,
+    at the house, in the item's category, with its note and photos, unless `report` is
+    false. The answer gives each report's id, number and state; follow it like any report
+    of yours (`GET /v1/cases/{id}`). A house outside the service area, an item not on the
+    checklist or a report category no longer in use refuses the whole inspection and
+    nothing is written. A retry with the same `Idempotency-Key` and body answers the same
+    inspection (200) and files nothing again; the same key with another body is refused.
+    """
+    filed = await rules.file_inspection(
+        session,
+        grid_map=request.app.state.grid_map,
+        store=request.app.state.object_store,
+        principal=principal,
+        activity_id=activity_id,
+        body=body,
+        idempotency_key=idempotency_key,
+    )
+    return Response(
+        content=filed.inspection.model_dump_json(),
+        media_type="application/json",
+        status_code=status.HTTP_200_OK if filed.replayed else status.HTTP_201_CREATED,
+        headers={"Idempotent-Replay": "true"} if filed.replayed else None,
+    )
+
+
+@router.get(
+    "/activities/{activity_id}/inspections",
+    operation_id="list_my_inspections",
+    tags=["activities"],
+    summary="My inspections at an activity",
+    response_model=Page[schemas.InspectionOut],
+    responses=problem_responses(*_AUTH_ERRORS, ActivityNotFound, NotSignedUp, CursorInvalid),
+)
+async def list_my_inspections(
+    activity_id: uuid.UUID,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    cursor: CursorParam = None,
+    limit: LimitParam = 20,
+) -> Page[schemas.InspectionOut]:
+    """The houses you inspected at this activity, newest first, with the reports they
+    became and where those stand now. Only your own."""
+    found = await rules.my_inspections(
+        session, principal, activity_id, after=decode_cursor(cursor), limit=limit + 1
+    )
+    page, next_cursor = cut_page(found, limit)
+    return Page(items=list(page), next_cursor=next_cursor)
+
+
+@router.get(
+    "/staff/activities/{activity_id}/inspections",
+    operation_id="list_activity_inspections",
+    tags=["staff"],
+    summary="Every inspection filed at an activity",
+    response_model=Page[schemas.StaffInspectionOut],
+    responses=problem_responses(*_AUTH_ERRORS, ActivityNotFound, CursorInvalid),
+)
+async def list_activity_inspections(
+    activity_id: uuid.UUID,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    cursor: CursorParam = None,
+    limit: LimitParam = 20,
+) -> Page[schemas.StaffInspectionOut]:
+    """The houses inspected at an activity, newest first: who filed each (volunteer number
+    and name), every item's answer and the reports it became.
+
+    For community staff and grid workers (or admins) whose regions cover the organising
+    community; for anyone else the activity does not exist (404).
+    """
+    found = await rules.activity_inspections(
+        session, principal, activity_id, after=decode_cursor(cursor), limit=limit + 1
+    )
+    page, next_cursor = cut_page(found, limit)
+    return Page(items=list(page), next_cursor=next_cursor)
