@@ -294,6 +294,7 @@ class DemoCategory:
 _POLICE = ("派出所", "Police station")
 _URBAN_SQUAD = ("城管中队", "Urban management squad")
 _ENFORCEMENT = ("街道综合执法队", "Subdistrict law-enforcement team")
+_MEDIATION_COMMITTEE = ("人民调解委员会", "People's mediation committee")
 
 DEMO_CATEGORIES: tuple[DemoCategory, ...] = (
     DemoCategory(
@@ -390,6 +391,19 @@ DEMO_CATEGORIES: tuple[DemoCategory, ...] = (
         12,
         120,
         *_URBAN_SQUAD,
+    ),
+    # Mediation: the category is the dispute type; 30 days to settle, 3 to consent.
+    *(
+        DemoCategory(CaseKind.mediation, code, name, name_en, 72, 720, *_MEDIATION_COMMITTEE)
+        for code, name, name_en in (
+            ("neighbours", "邻里纠纷", "Neighbours"),
+            ("family", "婚姻家庭纠纷", "Family"),
+            ("labour_wages", "劳动争议与欠薪", "Labour and unpaid wages"),
+            ("property_management", "物业纠纷", "Property management"),
+            ("landlord_tenant", "房屋租赁纠纷", "Landlord and tenant"),
+            ("consumer", "消费纠纷", "Consumer"),
+            ("other", "其他民间纠纷", "Other civil disputes"),
+        )
     ),
 )
 

@@ -147,8 +147,10 @@ async def test_categories_are_public_and_in_order(client: httpx.AsyncClient) -> 
 
     complaints = (await client.get("/v1/categories", params={"kind": "complaint"})).json()
     assert [c["name"] for c in complaints] == ["物业服务", "市场监管", "劳动保障", "城市管理"]
+    disputes = (await client.get("/v1/categories", params={"kind": "mediation"})).json()
+    assert [c["code"] for c in disputes][:2] == ["neighbours", "family"]
     everything = (await client.get("/v1/categories")).json()
-    assert len(everything) == 12
+    assert len(everything) == len(reports.json()) + len(complaints) + len(disputes) == 19
 
 
 @pytest.mark.usefixtures("demo")

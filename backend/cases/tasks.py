@@ -21,7 +21,7 @@ from sqlalchemy import DateTime, and_, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.cases import workflow
-from backend.cases.models import Case, CaseEvent, CaseState
+from backend.cases.models import Case, CaseEvent, CaseKind, CaseState
 from backend.cases.workbench import RESOLUTION_STATES, RESPONSE_STATES
 from backend.core.clock import now
 from backend.core.config import Settings
@@ -102,6 +102,8 @@ async def _escalate_batch(
             or_(*conditions),
             # A case queued at the top (the city) has nowhere higher to go.
             func.nlevel(Case.queue_path) > 1,
+            # Mediation keeps its own time limit (consent, then the mediation's own).
+            Case.kind != CaseKind.mediation,  # type: ignore[arg-type]
         )
         .order_by(Case.id)
         .limit(limit)
@@ -193,6 +195,8 @@ async def _close_batch(
             Case.state == CaseState.resolved,  # type: ignore[arg-type]
             Case.rating.is_(None),  # type: ignore[union-attr]
             Case.resolved_at <= cutoff,  # type: ignore[operator]
+            # A mediation ends with its outcome; there is nothing to rate.
+            Case.kind != CaseKind.mediation,  # type: ignore[arg-type]
         )
         .order_by(Case.resolved_at, Case.id)
         .limit(limit)

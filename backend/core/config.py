@@ -129,6 +129,20 @@ class Settings(BaseSettings):
         description="A volunteer may cancel an enrolment until this many hours before the "
         "activity starts.",
     )
+    mediation_consent_hours: int = Field(
+        72,
+        ge=1,
+        le=24 * 30,
+        description="Hours a respondent has to accept a mediation invitation; unanswered, "
+        "the case ends as not mediated.",
+    )
+    mediation_time_limit_days: int = Field(
+        30,
+        ge=1,
+        le=365,
+        description="Days a mediation may take from the request; past it, it is escalated to "
+        "the admins above.",
+    )
     jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), description="HS256 signing key.")
     access_token_minutes: int = Field(15, description="Lifetime of an access token.")
     refresh_token_days: int = Field(30, description="Lifetime of a refresh token.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import backend.auth.models
 import backend.cases.models
+import backend.mediation.models
 import backend.regions.models
 import backend.storage.models
 import backend.wechat.models  # noqa: F401
