@@ -25,6 +25,7 @@ from backend.auth.models import Role, RoleGrant, User
 from backend.cases.models import CaseKind, Category
 from backend.core.clock import now
 from backend.core.ids import new_id
+from backend.mediation.models import Mediator, Specialty, Studio
 from backend.regions.models import Region, RegionLevel
 from points.models import PointsEarningRule, Reward, RewardStock, ServiceCenter
 from volunteers import codes
@@ -213,7 +214,8 @@ DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
         "调解员周叔",
         Role.mediator,
         STAFF_STREET,
-        "take mediation cases in Shipai subdistrict",
+        "mediator of 石牌街和事佬调解工作室: takes neighbourhood, family, property and labour "
+        "disputes in Shipai subdistrict",
     ),
     DemoAccount(
         "demo-district-admin",
@@ -441,6 +443,7 @@ async def load_demo_data(session: AsyncSession) -> bool:
     if exists.first() is not None:
         await load_demo_rewards(session)
         await load_demo_volunteers(session)
+        await load_demo_mediation(session)
         return False
     regions: dict[str, Region] = {}
 
@@ -510,6 +513,7 @@ async def load_demo_data(session: AsyncSession) -> bool:
     await session.flush()
     await load_demo_rewards(session)
     await load_demo_volunteers(session)
+    await load_demo_mediation(session)
     return True
 
 
@@ -858,4 +862,74 @@ async def load_demo_volunteers(session: AsyncSession) -> None:
             ]
         )
         .on_conflict_do_nothing(index_elements=["id"])
+    )
+
+
+# --- the mediation supermarket -------------------------------------------------------------
+
+DEMO_STUDIO_NAME = "石牌街和事佬调解工作室"
+DEMO_MEDIATOR = "demo-mediator"
+
+
+async def load_demo_mediation(session: AsyncSession) -> None:
+    """A studio of the mediation supermarket for Shipai subdistrict (neighbourhood, family
+    and property disputes) with `demo-mediator` as its mediator, so a demo mediation request
+    there finds a mediator. What is already there (maybe edited) stays as it is."""
+    found = await session.execute(select(Region).where(col(Region.path) == STAFF_STREET))
+    shipai = found.scalar_one_or_none()
+    if shipai is None:
+        return  # not the demo city
+    users = await _ensure_users(session)
+    at = now()
+    await session.execute(
+        insert(Studio)
+        .values(
+            id=uuid.uuid5(_DEMO_NAMESPACE, "studio:shipai-peacemakers"),
+            name=DEMO_STUDIO_NAME,
+            name_en="Shipai Peacemakers Mediation Studio",
+            description="石牌街人民调解委员会设立的“和事佬”工作室，由熟悉街坊的老调解员坐班，"
+            "擅长邻里、婚姻家庭和物业纠纷。",
+            specialties=[
+                s.value for s in (Specialty.neighbourhood, Specialty.family, Specialty.property)
+            ],
+            region_id=shipai.id,
+            region_path=shipai.path,
+            active=True,
+            created_at=at,
+        )
+        # The name is unique in its area: once there, it stays as it is.
+        .on_conflict_do_nothing()
+    )
+    studio = (
+        await session.execute(
+            select(col(Studio.id)).where(
+                col(Studio.region_id) == shipai.id, col(Studio.name) == DEMO_STUDIO_NAME
+            )
+        )
+    ).scalar_one()
+    await session.execute(
+        insert(Mediator)
+        .values(
+            id=uuid.uuid5(_DEMO_NAMESPACE, "mediator:demo-mediator"),
+            user_id=users[DEMO_MEDIATOR],
+            studio_id=studio,
+            display_name="周叔",
+            title="人民调解员",
+            specialties=[
+                s.value
+                for s in (
+                    Specialty.neighbourhood,
+                    Specialty.family,
+                    Specialty.property,
+                    Specialty.labour,
+                )
+            ],
+            region_id=shipai.id,
+            region_path=shipai.path,
+            max_active=20,
+            active=True,
+            created_at=at,
+        )
+        # One entry per user: a demo mediator registered (or edited) before stays as it is.
+        .on_conflict_do_nothing()
     )

@@ -131,11 +131,32 @@ export interface ActivityUpdate {
   "capacity"?: number;
 }
 
+/** The agreement text the mediator puts to the parties. */
+export interface AgreementIn {
+  "text": string;
+  /** The parties will apply to a court to confirm it (司法确认). */
+  "judicial_confirmation"?: boolean;
+}
+
 export interface ApproveIn {
   /** Why, for the record. */
   "note"?: string | null;
   /** Service minutes to credit (at most the activity's window). Default: check-in to check-out within the window, or check-in to the activity's end for someone who never checked out. */
   "minutes"?: number | null;
+}
+
+export interface AreaRef {
+  /** The region's code, e.g. `gz.tianhe.shipai`. */
+  "code": string;
+  "name": string;
+  "name_en": string | null;
+}
+
+export interface Assignment {
+  /** An active mediator who fits the dispute. */
+  "mediator_id": string;
+  /** Why; shown on the case's timeline. */
+  "note"?: string | null;
 }
 
 export interface AttachmentOut {
@@ -176,6 +197,12 @@ export interface AttendanceOut {
 }
 
 export type AttendanceState = "checked_in" | "review" | "verified" | "rejected";
+
+export interface AttendeeOut {
+  "party_id": string;
+  "role": PartyRole;
+  "name": string;
+}
 
 /** When the volunteer can usually serve. */
 export interface Availability {
@@ -305,7 +332,7 @@ export interface CaseStats {
   "period_from": string;
   /** End of the period (excluded). */
   "period_to": string;
-  /** The “now” of the overdue figures. */
+  /** The “now” of the overdue figures and of the mediation states. */
   "computed_at": string;
   "region": RegionFigures;
   /** Every region directly below, ordered by code; zero figures when it has no cases. */
@@ -475,6 +502,23 @@ export interface ComplaintTargetIn {
   "name": string;
 }
 
+export interface ConfirmIn {
+  /** The agreement version the party read and confirms. */
+  "version": number;
+}
+
+export interface ConfirmationOut {
+  "party_id": string;
+  "role": PartyRole;
+  "name": string;
+  /** Confirmed the current version. */
+  "confirmed": boolean;
+  /** When (null unless `confirmed`). */
+  "confirmed_at": string | null;
+}
+
+export type Consent = "pending" | "accepted" | "declined" | "expired";
+
 export interface CounterRedemptionCreate {
   /** The reward's id. */
   "reward": string;
@@ -484,6 +528,14 @@ export interface CounterRedemptionCreate {
   /** The code shown on the member's phone. */
   "member_code": string;
 }
+
+export interface DeclineIn {
+  /** Why (optional); the applicant and mediator see it. */
+  "reason"?: string | null;
+}
+
+/** Also the code of the case category (kind `mediation`) the dispute is filed under. */
+export type DisputeType = "neighbours" | "family" | "labour_wages" | "property_management" | "landlord_tenant" | "consumer" | "other";
 
 export interface EarningRuleIn {
   /** The activity type, as volunteers name it: lower-case letters, digits, `_`, `.`, `-`. */
@@ -594,6 +646,31 @@ export interface FindingOut {
   "state": CaseState;
 }
 
+export interface FittingStudio {
+  "id": string;
+  "name": string;
+  "name_en": string | null;
+  "description": string | null;
+  "specialties": Array<Specialty>;
+  /** The region it serves. */
+  "area": AreaRef;
+  /** Its mediators who take this kind of dispute here. */
+  "mediator_count": number;
+  "mediators": Array<MediatorCard>;
+  /** `busy` when each of those mediators carries at least 80% of the cases they may carry at once (a new case may then wait longer); `available` otherwise. */
+  "availability": "available" | "busy";
+}
+
+/** The active studios that take a dispute type at a place and have a mediator with room: */
+export interface FittingStudios {
+  "dispute_type": DisputeType;
+  /** The specialty this dispute type needs. */
+  "specialty": Specialty;
+  /** The grid the point lies in. */
+  "place": AreaRef;
+  "items": Array<FittingStudio>;
+}
+
 /** A doubtful signal: the attendance goes to staff review instead of paying at once. */
 export interface FlagOut {
   /** `code_of_other_activity`, `poor_accuracy`, `outside_geofence`, `impossible_speed`, `no_service_minutes` or `no_check_out`. */
@@ -692,6 +769,41 @@ export interface InspectorOut {
   "real_name": string;
 }
 
+/** An invitation code for one respondent, shown this once: forward it in WeChat. */
+export interface InvitationIssued {
+  "party_id": string;
+  /** The respondent it is for. */
+  "name": string;
+  /** 10 characters; shown only now (a lost one is re-issued). */
+  "code": string;
+  /** A message to forward in WeChat, in Chinese. */
+  "share_text": string;
+  "consent_due_at": string;
+}
+
+/** What the invited respondent learns before answering: never the applicant's contact. */
+export interface InvitationOut {
+  "number": string;
+  "state": MediationState;
+  "dispute_type": DisputeType;
+  "dispute_type_name": string;
+  "dispute_type_name_en": string;
+  "description": string;
+  "claim": string;
+  "applicant_name": string;
+  /** The name the applicant gave the respondent. */
+  "invited_as": string;
+  /** The community where the dispute is. */
+  "place": RegionBrief;
+  "consent_due_at": string;
+  /** The respondent's own answer so far. */
+  "consent": Consent;
+  /** Given once the caller accepted: open the mediation with it. */
+  "mediation_id": string | null;
+  /** Other routes, when it was not mediated. */
+  "advice": Array<RouteOut>;
+}
+
 export interface Leaderboard {
   "community": RegionBrief;
   /** `YYYY-MM`, China time. */
@@ -770,6 +882,228 @@ export interface Me {
   "created_at": string;
 }
 
+/** The new mediation, and each respondent's invitation code (this once). */
+export interface MediationCreated {
+  /** The case id. */
+  "id": string;
+  /** Human-readable number, e.g. `MED-20261122-000042`. */
+  "number": string;
+  "state": MediationState;
+  /** How the caller stands to this mediation. */
+  "viewer": Viewer;
+  "dispute_type": DisputeType;
+  "dispute_type_name": string;
+  "dispute_type_name_en": string;
+  "description": string;
+  /** What the applicant asks for. */
+  "claim": string;
+  "address": string | null;
+  /** The community where the dispute is. */
+  "place": RegionBrief;
+  "grid": RegionBrief;
+  "evidence": Array<AttachmentOut>;
+  "parties": Array<PartyOut>;
+  /** Once assigned. */
+  "mediator": backend__mediation__schemas__MediatorOut | null;
+  /** The studio the applicant chose. */
+  "preferred_studio_name": string | null;
+  /** Respondents answer the invitation by then. */
+  "consent_due_at": string;
+  /** The time limit; past it, the admins above step in. */
+  "due_at": string;
+  "assigned_at": string | null;
+  "escalated_at": string | null;
+  "ended_at": string | null;
+  "agreement": backend__mediation__schemas__AgreementOut | null;
+  /** Where a dispute without agreement goes. */
+  "referral": RouteOut | null;
+  "outcome_note": string | null;
+  /** Other routes, when the dispute was not mediated (declined or unanswered). */
+  "advice": Array<RouteOut>;
+  "timeline": Array<TimelineEntryOut>;
+  "created_at": string;
+  "updated_at": string | null;
+  /** One per respondent, with its code; empty when answering a retry. */
+  "invitations": Array<InvitationIssued>;
+  /** On a retry: the codes cannot be shown again; re-issue an invitation to get a new code. */
+  "hint"?: string | null;
+}
+
+/** Mediation in one region, in aggregate only: no case, party or mediator is named. */
+export interface MediationFigures {
+  /** Mediations created in the period. */
+  "cases": number;
+  /** Numerator: mediations in which every respondent accepted. Denominator: mediations whose consent is decided: every respondent accepted, or one declined or let the invitation expire (those end as not mediated). Mediations still waiting for an answer, and those withdrawn before every answer came, are left out. */
+  "consent_rate": Rate;
+  /** Numerator: mediations concluded with an agreement. Denominator: mediations that ended after mediation: concluded or no agreement. Withdrawn and not mediated ones are left out (no mediation outcome), and so are open ones. */
+  "success_rate": Rate;
+  /** Concluded mediations: the mean time from the case's creation to its end, in days, to one decimal; null when none concluded. */
+  "average_days_to_conclude": number | null;
+  "by_state": MediationStateCounts;
+  /** Mediations escalated because their time limit passed while open, whatever their state now. */
+  "escalated": number;
+}
+
+/** A mediation in the caller's list: enough to show a row and open it. */
+export interface MediationListItem {
+  "id": string;
+  "number": string;
+  "state": MediationState;
+  /** The caller's side in it. */
+  "role": PartyRole;
+  "dispute_type": DisputeType;
+  "dispute_type_name": string;
+  "dispute_type_name_en": string;
+  /** The first 40 characters of the description. */
+  "summary": string;
+  "consent_due_at": string;
+  "due_at": string;
+  "ended_at": string | null;
+  "created_at": string;
+  "updated_at": string | null;
+}
+
+/** A mediation as the viewer may see it (a party, its mediator, or a supervisor). */
+export interface MediationOut {
+  /** The case id. */
+  "id": string;
+  /** Human-readable number, e.g. `MED-20261122-000042`. */
+  "number": string;
+  "state": MediationState;
+  /** How the caller stands to this mediation. */
+  "viewer": Viewer;
+  "dispute_type": DisputeType;
+  "dispute_type_name": string;
+  "dispute_type_name_en": string;
+  "description": string;
+  /** What the applicant asks for. */
+  "claim": string;
+  "address": string | null;
+  /** The community where the dispute is. */
+  "place": RegionBrief;
+  "grid": RegionBrief;
+  "evidence": Array<AttachmentOut>;
+  "parties": Array<PartyOut>;
+  /** Once assigned. */
+  "mediator": backend__mediation__schemas__MediatorOut | null;
+  /** The studio the applicant chose. */
+  "preferred_studio_name": string | null;
+  /** Respondents answer the invitation by then. */
+  "consent_due_at": string;
+  /** The time limit; past it, the admins above step in. */
+  "due_at": string;
+  "assigned_at": string | null;
+  "escalated_at": string | null;
+  "ended_at": string | null;
+  "agreement": backend__mediation__schemas__AgreementOut | null;
+  /** Where a dispute without agreement goes. */
+  "referral": RouteOut | null;
+  "outcome_note": string | null;
+  /** Other routes, when the dispute was not mediated (declined or unanswered). */
+  "advice": Array<RouteOut>;
+  "timeline": Array<TimelineEntryOut>;
+  "created_at": string;
+  "updated_at": string | null;
+}
+
+/** A one-click mediation request: the dispute, where it is, and whom it is with. */
+export interface MediationRequest {
+  "dispute_type": DisputeType;
+  /** What happened. */
+  "description": string;
+  /** What the applicant asks for. */
+  "claim": string;
+  "location": LocationIn;
+  /** What the applicant calls the place (optional). */
+  "address"?: string | null;
+  /** Evidence: uploads (purpose `case_photo` or `case_video`) in display order. */
+  "upload_ids"?: Array<string>;
+  /** The applicant's own name, as the other side and the mediator see it. Their phone is the one bound to their account. */
+  "applicant_name": string;
+  /** A studio of the mediation supermarket the applicant prefers. */
+  "preferred_studio_id"?: string | null;
+  "respondents": Array<RespondentIn>;
+}
+
+export type MediationState = "awaiting_consent" | "awaiting_mediator" | "assigned" | "in_session" | "agreement_pending" | "concluded" | "no_agreement" | "withdrawn" | "not_mediated";
+
+/** Mediations created in the period, by the state they are in now. */
+export interface MediationStateCounts {
+  /** Still under way: awaiting consent, awaiting a mediator, assigned, in session, or with an agreement waiting for every party's confirmation. */
+  "open": number;
+  /** Ended with an agreement every party confirmed. */
+  "concluded": number;
+  /** Ended without agreement, referred elsewhere. */
+  "no_agreement": number;
+  /** Withdrawn by the applicant. */
+  "withdrawn": number;
+  /** Ended before mediation: a respondent declined, or consent never came. */
+  "not_mediated": number;
+}
+
+/** A mediator as a party sees them: a display name and a title, nothing personal. */
+export interface MediatorCard {
+  "display_name": string;
+  /** e.g. 人民调解员, 律师. */
+  "title": string | null;
+}
+
+/** A case in the mediator's own queue: the parties by name only (no phones here). */
+export interface MediatorCaseItem {
+  /** The mediation's (case's) id. */
+  "id": string;
+  "number": string;
+  "dispute_type": DisputeType;
+  "state": MediationState;
+  "parties": Array<PartyName>;
+  "assigned_at": string | null;
+  /** The next scheduled session, if any. */
+  "next_session_at": string | null;
+  /** The time limit of the mediation while it is open; null once it ended. */
+  "next_deadline": string | null;
+  /** Open and past its time limit. */
+  "overdue": boolean;
+}
+
+/** Who: an existing user, by `user_id` or `openid` (exactly one). */
+export interface MediatorCreate {
+  /** The user's id. */
+  "user_id"?: string | null;
+  /** The user's WeChat openid. */
+  "openid"?: string | null;
+  /** Shown to the parties. */
+  "display_name": string;
+  /** e.g. 人民调解员. */
+  "title"?: string | null;
+  "specialties": Array<Specialty>;
+  /** Code of the region they take cases in; it must lie in a region you administer (and within their studio's area). They are granted the `mediator` role on it. */
+  "area": string;
+  /** The studio they work in, if any. */
+  "studio_id"?: string | null;
+  /** Cases at once before the automatic assignment passes them by. */
+  "max_active"?: number;
+}
+
+export interface MediatorRef {
+  "id": string;
+  "display_name": string;
+  "title": string | null;
+  "studio": StudioRef | null;
+}
+
+/** Fields to change; a field left out stays as it is. `studio_id: null` leaves the studio. */
+export interface MediatorUpdate {
+  "display_name"?: string;
+  "title"?: string | null;
+  "specialties"?: Array<Specialty>;
+  /** A new area; the `mediator` role moves with it. Cases they carry stay. */
+  "area"?: string;
+  "studio_id"?: string | null;
+  "max_active"?: number;
+  /** false: no new cases; the cases they carry stay until reassigned. */
+  "active"?: boolean;
+}
+
 export interface MemberCodeOut {
   /** Show as a QR code at the counter; refresh every minute. */
   "code": string;
@@ -791,6 +1125,28 @@ export interface MyTeam {
   "name": string;
   /** true when you lead this team. */
   "leader": boolean;
+}
+
+/** Mediation failed: where the parties may turn next. */
+export interface NoAgreementIn {
+  /** Where the dispute is referred. */
+  "referral": Referral;
+  /** The mediator's words to the parties (shown to them). */
+  "note"?: string | null;
+}
+
+/** Where the mediation stands: the agreement on the table (or reached), or the */
+export interface OutcomeOut {
+  "mediation_id": string;
+  "state": MediationState;
+  /** Null until one is proposed. */
+  "agreement": backend__mediation__proceedings_schemas__AgreementOut | null;
+  /** The caller is a party who has not confirmed the current version. */
+  "awaiting_your_confirmation": boolean;
+  "referral": RouteOut | null;
+  /** The mediator's note on the outcome. */
+  "note": string | null;
+  "ended_at": string | null;
 }
 
 export interface Page_ActivityItem_ {
@@ -823,6 +1179,24 @@ export interface Page_InspectionOut_ {
   "next_cursor"?: string | null;
 }
 
+export interface Page_MediationListItem_ {
+  "items": Array<MediationListItem>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
+export interface Page_MediatorCaseItem_ {
+  "items": Array<MediatorCaseItem>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
+export interface Page_MediatorOut_ {
+  "items": Array<backend__mediation__supermarket_schemas__MediatorOut>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
 export interface Page_RedemptionOut_ {
   "items": Array<RedemptionOut>;
   /** Pass as `cursor` for the next page; null on the last page. */
@@ -849,6 +1223,12 @@ export interface Page_ServiceCenterOut_ {
 
 export interface Page_ServiceRecord_ {
   "items": Array<ServiceRecord>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
+export interface Page_SessionOut_ {
+  "items": Array<SessionOut>;
   /** Pass as `cursor` for the next page; null on the last page. */
   "next_cursor"?: string | null;
 }
@@ -889,11 +1269,45 @@ export interface Page_StaffVolunteer_ {
   "next_cursor"?: string | null;
 }
 
+export interface Page_StudioOut_ {
+  "items": Array<StudioOut>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
+export interface Page_SupervisedMediation_ {
+  "items": Array<SupervisedMediation>;
+  /** Pass as `cursor` for the next page; null on the last page. */
+  "next_cursor"?: string | null;
+}
+
 export interface Page_TeamOut_ {
   "items": Array<TeamOut>;
   /** Pass as `cursor` for the next page; null on the last page. */
   "next_cursor"?: string | null;
 }
+
+export interface PartyName {
+  "role": PartyRole;
+  "name": string;
+  "consent": Consent;
+}
+
+export interface PartyOut {
+  "id": string;
+  "role": PartyRole;
+  "name": string;
+  "consent": Consent;
+  "consent_at": string | null;
+  "decline_reason": string | null;
+  /** Masked, e.g. `139****5678`. A party sees only their own; the mediator and supervisors see every party's. Never in full. */
+  "phone": string | null;
+  /** The agreement version this party confirmed. */
+  "confirmed_version": number;
+  "is_you": boolean;
+}
+
+export type PartyRole = "applicant" | "respondent";
 
 export interface PersonOut {
   "id": string;
@@ -1026,6 +1440,9 @@ export interface RedemptionOut {
 
 export type RedemptionState = "pending" | "fulfilled" | "cancelled" | "expired";
 
+/** Where a dispute goes when mediation does not settle it. */
+export type Referral = "court" | "labour_arbitration" | "labour_inspection" | "consumer_association" | "housing_authority" | "legal_aid" | "other";
+
 export interface RefreshRequest {
   "refresh_token": string;
 }
@@ -1067,13 +1484,13 @@ export interface RegionDetail {
   "boundary"?: Record<string, unknown> | null;
 }
 
-/** Figures of the report and complaint cases located in one region and created in the */
+/** Figures of one region for the period [from, to): the report and complaint cases */
 export interface RegionFigures {
   "code": string;
   "name": string;
   "name_en": string | null;
   "level": RegionLevel;
-  /** Cases created in the period. */
+  /** Reports and complaints created in the period (mediations are counted apart, in `mediation`). */
   "cases": number;
   /** Numerator: cases whose current round was accepted by its response deadline. Denominator: cases whose current round was accepted (any state but submitted and reopened, with an acceptance time), plus cases waiting for acceptance (submitted or reopened) whose response deadline has passed by now. A reopened case counts by its new round (it gets fresh deadlines); cases rejected without ever being accepted are left out. */
   "response_rate": Rate;
@@ -1087,6 +1504,7 @@ export interface RegionFigures {
   "overdue_now": number;
   /** Cases created in the period, per channel. */
   "by_channel": ChannelCounts;
+  "mediation": MediationFigures;
 }
 
 export type RegionLevel = "city" | "district" | "street" | "community" | "grid";
@@ -1141,6 +1559,14 @@ export interface ReporterOut {
   "nickname"?: string | null;
   /** Masked, e.g. `138****5678`. */
   "phone"?: string | null;
+}
+
+/** The other side of the dispute, as the applicant knows them. */
+export interface RespondentIn {
+  /** What the applicant calls them. */
+  "name": string;
+  /** Mainland mobile number. Stored encrypted; never shown to the applicant again, and to the mediator only masked. */
+  "phone": string;
 }
 
 export interface RestockIn {
@@ -1260,6 +1686,17 @@ export interface RoleOut {
   "region_name": string;
 }
 
+/** Where a dispute can go besides mediation (advice, or the referral at the end). */
+export interface RouteOut {
+  "route": Referral;
+  /** Where to go, in Chinese. */
+  "name": string;
+  "name_en": string;
+  /** What to do there, in Chinese. */
+  "how": string;
+  "how_en": string;
+}
+
 /** What the volunteer's phone scanned (or the digits typed) and where it is. */
 export interface ScanIn {
   /** The scanned QR text (`shanzhi:checkin:<activity>:<digits>`), or the six digits typed from the screen. */
@@ -1315,8 +1752,60 @@ export interface ServiceRecord {
   "verified_at": string;
 }
 
+/** A session to schedule: when, and where (a place, or for an online session a meeting */
+export interface SessionCreate {
+  /** When it starts (in the future). */
+  "starts_at": string;
+  /** `in_person` or `online`. */
+  "mode": SessionMode;
+  /** Required in person: where the parties meet. Online: the meeting link or how to join (optional). */
+  "place"?: string | null;
+}
+
+export type SessionMode = "in_person" | "online";
+
+/** A session as the viewer may see it: the minutes only for the mediator and the */
+export interface SessionOut {
+  "id": string;
+  "mediation_id": string;
+  "starts_at": string;
+  "mode": SessionMode;
+  "place": string | null;
+  /** `scheduled`, `held` or `cancelled`. */
+  "state": SessionState;
+  /** The parties present (once held). */
+  "attended": Array<AttendeeOut>;
+  /** The private minutes: only for the mediator and supervising admins; always null for the parties. */
+  "minutes": string | null;
+  "created_at": string;
+  "updated_at": string | null;
+}
+
+/** What happened at a session: who of the parties came, and the minutes. */
+export interface SessionRecord {
+  /** Ids of the parties present (from the parties of this mediation); may be empty when nobody came. */
+  "attended": Array<string>;
+  /** The minutes: seen only by the mediator and the supervising admins. */
+  "minutes": string;
+}
+
+export type SessionState = "scheduled" | "held" | "cancelled";
+
+/** What to change in a scheduled session; a field left out stays as it is. Send */
+export interface SessionUpdate {
+  /** A new start (in the future). */
+  "starts_at"?: string;
+  "mode"?: SessionMode;
+  /** A new place or meeting link; null clears it (online sessions only). */
+  "place"?: string | null;
+  /** `cancelled` to call the session off. */
+  "state"?: "cancelled";
+}
+
 /** What a volunteer can offer; the app shows each as a tag. */
 export type Skill = "patrol" | "first_aid" | "fire_safety" | "legal" | "mediation" | "elderly_care" | "tutoring" | "driving" | "translation" | "other";
+
+export type Specialty = "legal" | "labour" | "family" | "property" | "neighbourhood";
 
 /** What staff may do to a case from the workbench. */
 export type StaffAction = "accept" | "assign" | "start" | "resolve" | "reject" | "escalate" | "comment";
@@ -1538,6 +2027,72 @@ export interface StockOut {
   "left": number;
 }
 
+export interface StudioChoice {
+  /** One of the studios that fit the dispute. */
+  "studio_id": string;
+}
+
+/** The mediation after the applicant's choice. */
+export interface StudioChoiceOut {
+  /** The mediation's (case's) id. */
+  "id": string;
+  "number": string;
+  "state": MediationState;
+  "preferred_studio": StudioRef;
+  /** The studio of the assigned mediator. */
+  "studio": StudioRef | null;
+  /** Once a mediator has been assigned. */
+  "mediator": MediatorCard | null;
+  /** This choice assigned a mediator at once. */
+  "assigned_now": boolean;
+}
+
+export interface StudioCreate {
+  /** Unique within its area. */
+  "name": string;
+  "name_en"?: string | null;
+  /** Shown to residents. */
+  "description"?: string | null;
+  /** The kinds of disputes it takes. */
+  "specialties": Array<Specialty>;
+  /** Code of the region it serves (cases located within it); it must lie in a region you administer. */
+  "area": string;
+}
+
+export interface StudioOut {
+  "id": string;
+  "name": string;
+  "name_en": string | null;
+  "description": string | null;
+  "specialties": Array<Specialty>;
+  "area": AreaRef;
+  "active": boolean;
+  /** Its active mediators. */
+  "mediators": number;
+  /** Cases its active mediators carry now. */
+  "load": number;
+  /** Cases its active mediators may carry at once, together. */
+  "capacity": number;
+  "created_at": string;
+  "updated_at": string | null;
+}
+
+export interface StudioRef {
+  "id": string;
+  "name": string;
+  "name_en": string | null;
+}
+
+/** Fields to change; a field left out stays as it is. The area never changes. */
+export interface StudioUpdate {
+  "name"?: string;
+  "name_en"?: string | null;
+  "description"?: string | null;
+  "specialties"?: Array<Specialty>;
+  /** false: its mediators get no new cases and residents no longer see it. */
+  "active"?: boolean;
+}
+
 /** The submitted case, and open cases nearby that may be the same problem. */
 export interface SubmissionOut {
   "id": string;
@@ -1582,6 +2137,30 @@ export interface SubmissionOut {
   "timeline": Array<CaseEventOut>;
   /** Open cases of the same category within 100 m from the last 3 days, nearest first, at most 5. */
   "possible_duplicates": Array<PossibleDuplicate>;
+}
+
+/** A mediation as its supervisors list it: no parties' contact details, no minutes. */
+export interface SupervisedMediation {
+  /** The mediation's (case's) id. */
+  "id": string;
+  /** e.g. `MED-20261122-000012`. */
+  "number": string;
+  "dispute_type": DisputeType;
+  "state": MediationState;
+  /** The grid where the dispute is. */
+  "place_code": string;
+  /** The applicant's choice, if any. */
+  "preferred_studio": StudioRef | null;
+  "mediator": MediatorRef | null;
+  "created_at": string;
+  /** Whole days from the request to now (or to its end). */
+  "days_open": number;
+  /** The time limit of the mediation. */
+  "due_at": string;
+  /** Still open and past its time limit. */
+  "overdue": boolean;
+  "escalated": boolean;
+  "escalated_at": string | null;
 }
 
 export interface SupportOut {
@@ -1654,6 +2233,19 @@ export interface TeamPerson {
   "volunteer_id": string;
   "number": string | null;
   "real_name": string;
+}
+
+export interface TimelineEntryOut {
+  "seq": number;
+  "action": string;
+  "from_state": string | null;
+  "to_state": string | null;
+  /** Who acted, as a role: `applicant`, `respondent`, `mediator`, `supervisor` or `system`. Never a name or contact detail. */
+  "by": string;
+  "note": string | null;
+  /** What the step was, e.g. `{"step": "consent", "consent": "accepted"}`. */
+  "data": Record<string, unknown>;
+  "at": string;
 }
 
 export interface TokenPair {
@@ -1750,6 +2342,9 @@ export interface UserRef {
   "nickname": string | null;
 }
 
+/** How the caller stands to a mediation (what they may see follows from it). */
+export type Viewer = "applicant" | "respondent" | "mediator" | "supervisor";
+
 /** The caller's registration: its state, what they offer, and what they have done. */
 export interface VolunteerProfile {
   "id": string;
@@ -1792,6 +2387,49 @@ export type VolunteerState = "pending" | "approved" | "rejected" | "suspended";
 export interface WechatLogin {
   /** The code from `wx.login()` (single use). */
   "code": string;
+}
+
+export interface WithdrawIn {
+  /** Why (optional). */
+  "reason"?: string | null;
+}
+
+export interface backend__mediation__proceedings_schemas__AgreementOut {
+  /** Bumped on every change of the text. */
+  "version": number;
+  "text": string;
+  "judicial_confirmation": boolean;
+  "confirmations": Array<ConfirmationOut>;
+  "confirmed_by_all": boolean;
+}
+
+export interface backend__mediation__schemas__AgreementOut {
+  "text": string;
+  "version": number;
+  /** To be submitted for judicial confirmation. */
+  "judicial_confirmation": boolean;
+}
+
+export interface backend__mediation__schemas__MediatorOut {
+  "display_name": string;
+  "title": string | null;
+  "studio_name": string | null;
+}
+
+export interface backend__mediation__supermarket_schemas__MediatorOut {
+  "id": string;
+  "user_id": string;
+  "display_name": string;
+  "title": string | null;
+  "specialties": Array<Specialty>;
+  "area": AreaRef;
+  "studio": StudioRef | null;
+  "max_active": number;
+  /** Cases they carry now (assigned, in session, agreement). */
+  "load": number;
+  "active": boolean;
+  "created_at": string;
+  "updated_at": string | null;
 }
 
 export interface volunteers__activity_schemas__VolunteerBrief {
@@ -1962,6 +2600,87 @@ export function createClient(options: ClientOptions) {
     /** Read one of my uploads */
     getUpload: (uploadId: string): Promise<UploadOut> =>
       call<UploadOut>(options, "GET", `/v1/uploads/${encodeURIComponent(uploadId)}`),
+    /** Request mediation of a dispute (one-click mediation) */
+    requestMediation: (body: MediationRequest, params?: { "Idempotency-Key"?: string | null }): Promise<MediationCreated> =>
+      call<MediationCreated>(options, "POST", `/v1/mediations`, { headers: pick(params, ["Idempotency-Key"]) as Record<string, string>, body }),
+    /** List my mediations */
+    listMyMediations: (params?: { "state"?: MediationState | null; "cursor"?: string | null; "limit"?: number }): Promise<Page_MediationListItem_> =>
+      call<Page_MediationListItem_>(options, "GET", `/v1/me/mediations`, { query: pick(params, ["state", "cursor", "limit"]) }),
+    /** Read a mediation as I may see it */
+    getMediation: (mediationId: string): Promise<MediationOut> =>
+      call<MediationOut>(options, "GET", `/v1/mediations/${encodeURIComponent(mediationId)}`),
+    /** Withdraw my mediation request */
+    withdrawMediation: (mediationId: string, body: WithdrawIn | null): Promise<MediationOut> =>
+      call<MediationOut>(options, "POST", `/v1/mediations/${encodeURIComponent(mediationId)}/withdraw`, { body }),
+    /** Issue a new invitation code for a respondent */
+    reissueInvitation: (mediationId: string, partyId: string): Promise<InvitationIssued> =>
+      call<InvitationIssued>(options, "POST", `/v1/mediations/${encodeURIComponent(mediationId)}/respondents/${encodeURIComponent(partyId)}/invitation`),
+    /** Read the mediation I am invited to */
+    getMediationInvitation: (code: string): Promise<InvitationOut> =>
+      call<InvitationOut>(options, "GET", `/v1/mediation-invitations/${encodeURIComponent(code)}`),
+    /** Agree to mediation */
+    acceptMediationInvitation: (code: string): Promise<InvitationOut> =>
+      call<InvitationOut>(options, "POST", `/v1/mediation-invitations/${encodeURIComponent(code)}/accept`),
+    /** Decline mediation */
+    declineMediationInvitation: (code: string, body: DeclineIn | null): Promise<InvitationOut> =>
+      call<InvitationOut>(options, "POST", `/v1/mediation-invitations/${encodeURIComponent(code)}/decline`, { body }),
+    /** Open a mediation studio for an area */
+    createMediationStudio: (body: StudioCreate): Promise<StudioOut> =>
+      call<StudioOut>(options, "POST", `/v1/admin/mediation-studios`, { body }),
+    /** The mediation studios of my regions */
+    listMediationStudios: (params?: { "active"?: boolean | null; "area"?: string | null; "cursor"?: string | null; "limit"?: number }): Promise<Page_StudioOut_> =>
+      call<Page_StudioOut_>(options, "GET", `/v1/admin/mediation-studios`, { query: pick(params, ["active", "area", "cursor", "limit"]) }),
+    /** Change or close a mediation studio */
+    updateMediationStudio: (studioId: string, body: StudioUpdate): Promise<StudioOut> =>
+      call<StudioOut>(options, "PATCH", `/v1/admin/mediation-studios/${encodeURIComponent(studioId)}`, { body }),
+    /** Register a user as a mediator (grants the mediator role) */
+    createMediator: (body: MediatorCreate): Promise<backend__mediation__supermarket_schemas__MediatorOut> =>
+      call<backend__mediation__supermarket_schemas__MediatorOut>(options, "POST", `/v1/admin/mediators`, { body }),
+    /** The mediators of my regions, with their load */
+    listMediators: (params?: { "studio_id"?: string | null; "active"?: boolean | null; "cursor"?: string | null; "limit"?: number }): Promise<Page_MediatorOut_> =>
+      call<Page_MediatorOut_>(options, "GET", `/v1/admin/mediators`, { query: pick(params, ["studio_id", "active", "cursor", "limit"]) }),
+    /** Change or deactivate a mediator */
+    updateMediator: (mediatorId: string, body: MediatorUpdate): Promise<backend__mediation__supermarket_schemas__MediatorOut> =>
+      call<backend__mediation__supermarket_schemas__MediatorOut>(options, "PATCH", `/v1/admin/mediators/${encodeURIComponent(mediatorId)}`, { body }),
+    /** The mediation studios I may choose for a dispute here */
+    listFittingStudios: (params: { "dispute_type": DisputeType; "lat": number; "lng": number; "coord"?: "gcj02" | "wgs84" }): Promise<FittingStudios> =>
+      call<FittingStudios>(options, "GET", `/v1/mediation-studios`, { query: pick(params, ["dispute_type", "lat", "lng", "coord"]) }),
+    /** Choose the studio for my mediation */
+    chooseMediationStudio: (mediationId: string, body: StudioChoice): Promise<StudioChoiceOut> =>
+      call<StudioChoiceOut>(options, "PUT", `/v1/mediations/${encodeURIComponent(mediationId)}/studio`, { body }),
+    /** The mediations in the regions I supervise */
+    listSupervisedMediations: (params?: { "state"?: Array<MediationState> | null; "cursor"?: string | null; "limit"?: number }): Promise<Page_SupervisedMediation_> =>
+      call<Page_SupervisedMediation_>(options, "GET", `/v1/staff/mediations`, { query: pick(params, ["state", "cursor", "limit"]) }),
+    /** Assign or reassign the mediator of a mediation */
+    assignMediation: (mediationId: string, body: Assignment): Promise<SupervisedMediation> =>
+      call<SupervisedMediation>(options, "POST", `/v1/staff/mediations/${encodeURIComponent(mediationId)}/assign`, { body }),
+    /** The mediations assigned to me (mediators) */
+    listMyMediationCases: (params?: { "state"?: Array<MediationState> | null; "cursor"?: string | null; "limit"?: number }): Promise<Page_MediatorCaseItem_> =>
+      call<Page_MediatorCaseItem_>(options, "GET", `/v1/mediator/mediations`, { query: pick(params, ["state", "cursor", "limit"]) }),
+    /** Schedule a mediation session (the mediator) */
+    scheduleMediationSession: (mediationId: string, body: SessionCreate): Promise<SessionOut> =>
+      call<SessionOut>(options, "POST", `/v1/mediations/${encodeURIComponent(mediationId)}/sessions`, { body }),
+    /** List the sessions of a mediation */
+    listMediationSessions: (mediationId: string, params?: { "cursor"?: string | null; "limit"?: number }): Promise<Page_SessionOut_> =>
+      call<Page_SessionOut_>(options, "GET", `/v1/mediations/${encodeURIComponent(mediationId)}/sessions`, { query: pick(params, ["cursor", "limit"]) }),
+    /** Reschedule or cancel a mediation session (the mediator) */
+    updateMediationSession: (mediationId: string, sessionId: string, body: SessionUpdate): Promise<SessionOut> =>
+      call<SessionOut>(options, "PATCH", `/v1/mediations/${encodeURIComponent(mediationId)}/sessions/${encodeURIComponent(sessionId)}`, { body }),
+    /** Record attendance and the private minutes of a session (the mediator) */
+    recordMediationSession: (mediationId: string, sessionId: string, body: SessionRecord): Promise<SessionOut> =>
+      call<SessionOut>(options, "POST", `/v1/mediations/${encodeURIComponent(mediationId)}/sessions/${encodeURIComponent(sessionId)}/record`, { body }),
+    /** Read the agreement on the table, or how the mediation ended */
+    getMediationOutcome: (mediationId: string): Promise<OutcomeOut> =>
+      call<OutcomeOut>(options, "GET", `/v1/mediations/${encodeURIComponent(mediationId)}/outcome`),
+    /** Put an agreement to the parties (the mediator) */
+    proposeMediationAgreement: (mediationId: string, body: AgreementIn): Promise<OutcomeOut> =>
+      call<OutcomeOut>(options, "PUT", `/v1/mediations/${encodeURIComponent(mediationId)}/agreement`, { body }),
+    /** Confirm the agreement as a party */
+    confirmMediationAgreement: (mediationId: string, body: ConfirmIn): Promise<OutcomeOut> =>
+      call<OutcomeOut>(options, "POST", `/v1/mediations/${encodeURIComponent(mediationId)}/agreement/confirm`, { body }),
+    /** End a mediation without agreement, with a referral (the mediator) */
+    endMediationWithoutAgreement: (mediationId: string, body: NoAgreementIn): Promise<OutcomeOut> =>
+      call<OutcomeOut>(options, "POST", `/v1/mediations/${encodeURIComponent(mediationId)}/no-agreement`, { body }),
     /** My points: available, held and expiring soon */
     getPointsBalance: (): Promise<BalanceOut> =>
       call<BalanceOut>(options, "GET", `/v1/points/balance`),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth.models import Role
@@ -14,7 +16,10 @@ from backend.cases import workflow
 from backend.cases.models import Case, CaseKind, Channel
 from backend.cases.workflow import Action, Actor
 from backend.core.clock import clock, now
-from tests.conftest import Login, assert_problem, bearer
+from backend.core.security import mask_phone
+from backend.mediation.models import Consent, Mediation, MediationState, Mediator
+from tests.conftest import ELSEWHERE, Login, StaffElsewhere, assert_problem, bearer
+from tests.mediating import make_mediation, make_mediator
 from tests.test_workbench import GANGDING, SHIPAI, make_category, open_case
 
 # A week of its own, long past, so no other test's cases fall into the period.
@@ -216,3 +221,334 @@ async def test_who_may_see_which_figures(
         "/v1/staff/stats", params={"from": "2019-06-01T00:00:00"}, headers=staff
     )
     assert_problem(naive, 422, "request.invalid")
+
+
+# --- Mediation figures -------------------------------------------------------------------
+
+# Another week long past, apart from the one above.
+TM = datetime(2019, 9, 2, 0, 0, tzinfo=UTC)
+MEDIATION_PERIOD = {
+    "from": (TM - timedelta(hours=1)).isoformat(),
+    "to": (TM + timedelta(days=3)).isoformat(),
+}
+SHIPAIDONG_G02 = f"{SHIPAIDONG}.g02"
+LIEDE_G01 = "gz.tianhe.liede.liede.g01"
+FUQIAN_G01 = "gz.yuexiu.beijing.fuqian.g01"
+DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Secret:
+    """What the figures must never show of one mediation."""
+
+    case_id: str
+    number: str
+    names: tuple[str, ...]
+    phones: tuple[str, ...]
+    texts: tuple[str, ...]
+
+
+async def mediated(
+    session: AsyncSession,
+    app: FastAPI,
+    secrets: list[Secret],
+    grid: str,
+    created: datetime,
+    state: MediationState,
+    consents: tuple[Consent, ...],
+    *,
+    ended_after: timedelta | None = None,
+    escalated: bool = False,
+    mediator: Mediator | None = None,
+) -> Mediation:
+    """A mediation created at `created` in `grid`, with one respondent per consent, in
+    `state`; ended `ended_after` its creation when given."""
+    n = len(secrets) + 1
+    respondents = tuple(
+        (f"被申请人{n}{'甲乙丙'[i]}", f"1391{i:03d}{n:04d}", None, consent)
+        for i, consent in enumerate(consents)
+    )
+    description = f"第{n}号纠纷：楼上邻居装修噪音扰民"
+    claim = f"第{n}号请求：晚上十点后停止施工"
+    clock.freeze(created)
+    mediation = await make_mediation(
+        session,
+        app.state.personal_data,
+        f"med-fig-app-{n}",
+        grid=grid,
+        respondents=respondents,
+        mediator=mediator,
+        description=description,
+        claim=claim,
+    )
+    mediation.state = state
+    if ended_after is not None:
+        mediation.ended_at = created + ended_after
+    if escalated:
+        mediation.escalated_at = created + 31 * DAY
+    await session.flush()
+    clock.reset()
+    case = await session.get(Case, mediation.case_id)
+    assert case is not None
+    phones = tuple(phone for _, phone, _, _ in respondents)
+    secrets.append(
+        Secret(
+            case_id=str(case.id),
+            number=case.number,
+            names=tuple(name for name, _, _, _ in respondents),
+            phones=phones + tuple(mask_phone(phone) for phone in phones),
+            texts=(description, claim),
+        )
+    )
+    return mediation
+
+
+@pytest.fixture
+async def mediation_world(demo: None, session: AsyncSession, app: FastAPI) -> list[Secret]:
+    """Ten mediations in Shipai subdistrict in every outcome, and three not counted there."""
+    secrets: list[Secret] = []
+    mediator = await make_mediator(session, "med-fig-mediator", region="gz.tianhe", max_active=50)
+    ok = (Consent.accepted,)
+    world: list[tuple[Any, ...]] = [
+        # Gangding, grid 05: two concluded (3.5 and 1 1/12 days), one without agreement,
+        # one withdrawn after consent, one declined.
+        (G05, TM, MediationState.concluded, ok, 3 * DAY + 12 * HOUR, False, mediator),
+        (G05, TM + 6 * HOUR, MediationState.concluded, ok, DAY + 2 * HOUR, False, mediator),
+        (G05, TM, MediationState.no_agreement, ok, 10 * DAY, False, mediator),
+        (G05, TM, MediationState.withdrawn, ok, 2 * DAY, False, mediator),
+        (G05, TM, MediationState.not_mediated, (Consent.declined,), DAY, False, None),
+        # Gangding, grid 01: consent expired; one respondent of two still to answer; one in
+        # session past its time limit, escalated.
+        (G01, TM + HOUR, MediationState.not_mediated, (Consent.expired,), 3 * DAY, False, None),
+        (
+            G01,
+            TM + HOUR,
+            MediationState.awaiting_consent,
+            (Consent.accepted, Consent.pending),
+            None,
+            False,
+            None,
+        ),
+        (G01, TM + 2 * HOUR, MediationState.in_session, ok, None, True, mediator),
+        # Shipai East, a day later: concluded in 5 days; withdrawn before the answer came.
+        (SHIPAIDONG_G02, TM + DAY, MediationState.concluded, ok, 5 * DAY, False, mediator),
+        (
+            SHIPAIDONG_G02,
+            TM + DAY,
+            MediationState.withdrawn,
+            (Consent.pending,),
+            2 * HOUR,
+            False,
+            None,
+        ),
+        # Not counted in Shipai: before the period, another street, another district.
+        (G05, TM - 2 * HOUR, MediationState.concluded, ok, DAY, False, mediator),
+        (LIEDE_G01, TM, MediationState.concluded, ok, 2 * DAY, False, mediator),
+        (FUQIAN_G01, TM, MediationState.not_mediated, (Consent.declined,), DAY, False, None),
+    ]
+    for grid, created, state, consents, ended_after, escalated, by in world:
+        await mediated(
+            session,
+            app,
+            secrets,
+            grid,
+            created,
+            state,
+            consents,
+            ended_after=ended_after,
+            escalated=escalated,
+            mediator=by,
+        )
+    await session.commit()
+    return secrets
+
+
+def mediation_figures(
+    cases: int,
+    consent: dict[str, Any],
+    success: dict[str, Any],
+    days: float | None,
+    *,
+    open: int = 0,
+    concluded: int = 0,
+    no_agreement: int = 0,
+    withdrawn: int = 0,
+    not_mediated: int = 0,
+    escalated: int = 0,
+) -> dict[str, Any]:
+    return {
+        "cases": cases,
+        "consent_rate": consent,
+        "success_rate": success,
+        "average_days_to_conclude": days,
+        "by_state": {
+            "open": open,
+            "concluded": concluded,
+            "no_agreement": no_agreement,
+            "withdrawn": withdrawn,
+            "not_mediated": not_mediated,
+        },
+        "escalated": escalated,
+    }
+
+
+NO_MEDIATION = mediation_figures(0, rate(None, 0, 0), rate(None, 0, 0), None)
+# Consent decided: all but the one still waiting (and, in Shipai East, the one withdrawn
+# before the answer); success counts concluded against concluded + no agreement.
+GANGDING_MEDIATION = mediation_figures(
+    8,
+    rate(0.7143, 5, 7),
+    rate(0.6667, 2, 3),
+    2.3,  # (3.5 + 1.0833) / 2
+    open=2,
+    concluded=2,
+    no_agreement=1,
+    withdrawn=1,
+    not_mediated=2,
+    escalated=1,
+)
+SHIPAIDONG_MEDIATION = mediation_figures(
+    2, rate(1.0, 1, 1), rate(1.0, 1, 1), 5.0, concluded=1, withdrawn=1
+)
+
+
+def assert_nothing_of_a_mediation(response: httpx.Response, secrets: list[Secret]) -> None:
+    for secret in secrets:
+        for value in (secret.case_id, secret.number, *secret.names, *secret.phones, *secret.texts):
+            assert value not in response.text, value
+
+
+async def test_mediation_figures_of_a_street_and_its_communities(
+    client: httpx.AsyncClient, mediation_world: list[Secret], login: Login
+) -> None:
+    admin = bearer(await login("demo-district-admin"))
+    response = await client.get(
+        "/v1/staff/stats", params={"region": SHIPAI, **MEDIATION_PERIOD}, headers=admin
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["region"]["mediation"] == mediation_figures(
+        10,
+        rate(0.75, 6, 8),
+        rate(0.75, 3, 4),
+        3.2,  # (3.5 + 1.0833 + 5) / 3
+        open=2,
+        concluded=3,
+        no_agreement=1,
+        withdrawn=2,
+        not_mediated=2,
+        escalated=1,
+    )
+    assert [(c["code"], c["mediation"]) for c in body["children"]] == [
+        (GANGDING, GANGDING_MEDIATION),
+        (SHIPAIDONG, SHIPAIDONG_MEDIATION),
+    ]
+    # Mediations are counted apart, never among the reports and complaints.
+    assert body["region"]["cases"] == 0
+    assert_nothing_of_a_mediation(response, mediation_world)
+
+    district = await client.get(
+        "/v1/staff/stats", params={"region": "gz.tianhe", **MEDIATION_PERIOD}, headers=admin
+    )
+    assert district.status_code == 200, district.text
+    figures = district.json()
+    assert figures["region"]["mediation"]["cases"] == 11
+    assert figures["region"]["mediation"]["success_rate"] == rate(0.8, 4, 5)
+    liede = {c["code"]: c["mediation"] for c in figures["children"]}["gz.tianhe.liede"]
+    assert liede == mediation_figures(1, rate(1.0, 1, 1), rate(1.0, 1, 1), 2.0, concluded=1)
+    assert_nothing_of_a_mediation(district, mediation_world)
+
+
+async def test_mediation_figures_of_a_community_and_its_grids(
+    client: httpx.AsyncClient, mediation_world: list[Secret], login: Login
+) -> None:
+    staff = bearer(await login("demo-community-staff"))
+    response = await client.get("/v1/staff/stats", params=MEDIATION_PERIOD, headers=staff)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["region"]["code"] == GANGDING
+    assert body["region"]["mediation"] == GANGDING_MEDIATION
+    grids = {child["code"]: child["mediation"] for child in body["children"]}
+    assert grids[G05] == mediation_figures(
+        5,
+        rate(0.8, 4, 5),
+        rate(0.6667, 2, 3),
+        2.3,
+        concluded=2,
+        no_agreement=1,
+        withdrawn=1,
+        not_mediated=1,
+    )
+    # Nothing concluded or without agreement yet: no success rate, no average.
+    assert grids[G01] == mediation_figures(
+        3, rate(0.5, 1, 2), rate(None, 0, 0), None, open=2, not_mediated=1, escalated=1
+    )
+    assert grids[f"{GANGDING}.g09"] == NO_MEDIATION
+    assert_nothing_of_a_mediation(response, mediation_world)
+
+
+async def test_mediation_figures_follow_the_period(
+    client: httpx.AsyncClient, mediation_world: list[Secret], login: Login
+) -> None:
+    admin = bearer(await login("demo-district-admin"))
+
+    async def shipai(start: datetime, end: datetime) -> Any:
+        params = {"region": SHIPAI, "from": start.isoformat(), "to": end.isoformat()}
+        return await stats(client, admin, **params)
+
+    # Only the two created a day in.
+    later = await shipai(TM + 12 * HOUR, TM + 3 * DAY)
+    assert later["region"]["mediation"] == SHIPAIDONG_MEDIATION
+    assert [c["mediation"] for c in later["children"]] == [NO_MEDIATION, SHIPAIDONG_MEDIATION]
+    # The end is excluded: those two were created exactly then.
+    first_day = await shipai(TM - HOUR, TM + DAY)
+    assert first_day["region"]["mediation"] == GANGDING_MEDIATION
+    assert first_day["children"][1]["mediation"] == NO_MEDIATION
+    # Before the period: the one created two hours earlier, concluded in a day.
+    before = await shipai(TM - 3 * HOUR, TM - HOUR)
+    assert before["region"]["mediation"] == mediation_figures(
+        1, rate(1.0, 1, 1), rate(1.0, 1, 1), 1.0, concluded=1
+    )
+
+
+async def test_a_region_without_mediation_has_zeros_and_no_rates(
+    client: httpx.AsyncClient, mediation_world: list[Secret], login: Login
+) -> None:
+    city = bearer(await login("demo-city-admin"))
+    body = await stats(client, city, region="gz.baiyun", **MEDIATION_PERIOD)
+    assert body["region"]["mediation"] == NO_MEDIATION
+    assert [c["mediation"] for c in body["children"]] == [NO_MEDIATION, NO_MEDIATION]
+    liede = await stats(client, city, region="gz.tianhe.liede", **MEDIATION_PERIOD)
+    tancun = {c["code"]: c["mediation"] for c in liede["children"]}["gz.tianhe.liede.tancun"]
+    assert tancun == NO_MEDIATION
+
+
+async def test_mediation_figures_keep_the_staff_rules(
+    client: httpx.AsyncClient,
+    mediation_world: list[Secret],
+    login: Login,
+    staff_elsewhere: StaffElsewhere,
+) -> None:
+    elsewhere = await staff_elsewhere()
+    own = await client.get("/v1/staff/stats", params=MEDIATION_PERIOD, headers=elsewhere)
+    assert own.status_code == 200, own.text
+    assert own.json()["region"]["code"] == ELSEWHERE
+    assert own.json()["region"]["mediation"] == mediation_figures(
+        1, rate(0.0, 0, 1), rate(None, 0, 0), None, not_mediated=1
+    )
+    assert_nothing_of_a_mediation(own, mediation_world)
+    for region in (SHIPAI, GANGDING, G05):
+        other = await client.get(
+            "/v1/staff/stats", params={"region": region, **MEDIATION_PERIOD}, headers=elsewhere
+        )
+        assert_problem(other, 404, "regions.not_found")
+        assert_nothing_of_a_mediation(other, mediation_world)
+    # Neither the mediator of these cases nor a party holds a staff role.
+    for openid in ("med-fig-mediator", "med-fig-app-1"):
+        refused = await client.get(
+            "/v1/staff/stats", params=MEDIATION_PERIOD, headers=bearer(await login(openid))
+        )
+        assert_problem(refused, 403, "auth.forbidden")
+    anonymous = await client.get("/v1/staff/stats", params=MEDIATION_PERIOD)
+    assert anonymous.status_code == 401

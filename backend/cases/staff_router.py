@@ -240,7 +240,8 @@ async def get_case_stats(
 ) -> CaseStats:
     """Case figures of a region and of each region directly below it, for a period.
 
-    Counts the reports and complaints located in the region and created in [from, to); the
+    Counts the reports and complaints located in the region and created in [from, to), and,
+    in `mediation`, the mediations located there (in aggregate only: no case, no party); the
     definitions of each rate are in the response schema. Default region: your highest one.
     """
     end = period_to or now()

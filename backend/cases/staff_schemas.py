@@ -197,15 +197,63 @@ class ChannelCounts(BaseModel):
     inspection: int = 0
 
 
+class MediationStateCounts(BaseModel):
+    """Mediations created in the period, by the state they are in now."""
+
+    open: int = Field(
+        description="Still under way: awaiting consent, awaiting a mediator, assigned, in "
+        "session, or with an agreement waiting for every party's confirmation."
+    )
+    concluded: int = Field(description="Ended with an agreement every party confirmed.")
+    no_agreement: int = Field(description="Ended without agreement, referred elsewhere.")
+    withdrawn: int = Field(description="Withdrawn by the applicant.")
+    not_mediated: int = Field(
+        description="Ended before mediation: a respondent declined, or consent never came."
+    )
+
+
+class MediationFigures(BaseModel):
+    """Mediation in one region, in aggregate only: no case, party or mediator is named.
+
+    Counts the mediations whose dispute is located in the region and whose case was created
+    in the period [from, to); states, consents and outcomes are as they stand now."""
+
+    cases: int = Field(description="Mediations created in the period.")
+    consent_rate: Rate = Field(
+        description="Numerator: mediations in which every respondent accepted. Denominator: "
+        "mediations whose consent is decided: every respondent accepted, or one declined or "
+        "let the invitation expire (those end as not mediated). Mediations still waiting for "
+        "an answer, and those withdrawn before every answer came, are left out."
+    )
+    success_rate: Rate = Field(
+        description="Numerator: mediations concluded with an agreement. Denominator: "
+        "mediations that ended after mediation: concluded or no agreement. Withdrawn and not "
+        "mediated ones are left out (no mediation outcome), and so are open ones."
+    )
+    average_days_to_conclude: float | None = Field(
+        description="Concluded mediations: the mean time from the case's creation to its "
+        "end, in days, to one decimal; null when none concluded."
+    )
+    by_state: MediationStateCounts
+    escalated: int = Field(
+        description="Mediations escalated because their time limit passed while open, "
+        "whatever their state now."
+    )
+
+
 class RegionFigures(BaseModel):
-    """Figures of the report and complaint cases located in one region and created in the
-    period [from, to). "Now" is the time of the request."""
+    """Figures of one region for the period [from, to): the report and complaint cases
+    located in it and created in the period, and the same period's mediations in `mediation`.
+    "Now" is the time of the request."""
 
     code: str
     name: str
     name_en: str | None
     level: RegionLevel
-    cases: int = Field(description="Cases created in the period.")
+    cases: int = Field(
+        description="Reports and complaints created in the period (mediations are counted "
+        "apart, in `mediation`)."
+    )
     response_rate: Rate = Field(
         description="Numerator: cases whose current round was accepted by its response "
         "deadline. Denominator: cases whose current round was accepted (any state but "
@@ -232,6 +280,7 @@ class RegionFigures(BaseModel):
         "while submitted or reopened, the resolution deadline while accepted or in progress."
     )
     by_channel: ChannelCounts = Field(description="Cases created in the period, per channel.")
+    mediation: MediationFigures
 
 
 _FIGURES_EXAMPLE = {
@@ -246,6 +295,20 @@ _FIGURES_EXAMPLE = {
     "reopen_rate": {"rate": 0.1667, "numerator": 1, "denominator": 6},
     "overdue_now": 1,
     "by_channel": {"miniapp": 9, "phone": 2, "counter": 1, "inspection": 0},
+    "mediation": {
+        "cases": 8,
+        "consent_rate": {"rate": 0.7143, "numerator": 5, "denominator": 7},
+        "success_rate": {"rate": 0.6667, "numerator": 2, "denominator": 3},
+        "average_days_to_conclude": 2.3,
+        "by_state": {
+            "open": 2,
+            "concluded": 2,
+            "no_agreement": 1,
+            "withdrawn": 1,
+            "not_mediated": 2,
+        },
+        "escalated": 1,
+    },
 }
 
 
@@ -254,7 +317,9 @@ class CaseStats(BaseModel):
 
     period_from: datetime = Field(description="Start of the period (included).")
     period_to: datetime = Field(description="End of the period (excluded).")
-    computed_at: datetime = Field(description="The “now” of the overdue figures.")
+    computed_at: datetime = Field(
+        description="The “now” of the overdue figures and of the mediation states."
+    )
     region: RegionFigures
     children: list[RegionFigures] = Field(
         description="Every region directly below, ordered by code; zero figures when it has "

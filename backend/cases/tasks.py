@@ -26,6 +26,7 @@ from backend.cases.workbench import RESOLUTION_STATES, RESPONSE_STATES
 from backend.core.clock import now
 from backend.core.config import Settings
 from backend.core.database import create_engine, create_sessionmaker
+from backend.mediation import tasks as mediation_tasks
 from backend.storage import service as storage_service
 from backend.storage.service import ObjectStore
 from points import ledger_tasks
@@ -288,6 +289,7 @@ async def run_jobs(
     )
     jobs.extend(ledger_tasks.jobs())
     jobs.extend(volunteer_tasks.jobs(settings))
+    jobs.extend(mediation_tasks.jobs(settings))
     healthy = True
     counts: dict[str, int | None] = {}
     for name, verb, job in jobs:

@@ -46,6 +46,7 @@ from backend.cases.staff_schemas import (
     CaseStats,
     CategoryRef,
     ChannelCounts,
+    MediationFigures,
     Rate,
     RegionFigures,
     RejectReason,
@@ -59,6 +60,7 @@ from backend.core.errors import Forbidden
 from backend.core.idempotency import check_idempotency_key, request_hash
 from backend.core.pagination import CursorInvalid
 from backend.core.security import PersonalData, mask_phone
+from backend.mediation.figures import mediation_figures
 from backend.regions.coords import to_wgs84
 from backend.regions.errors import RegionNotFound
 from backend.regions.models import Region, RegionLevel
@@ -531,7 +533,8 @@ async def case_stats(
     start: datetime,
     end: datetime,
 ) -> CaseStats:
-    """Figures of a region and of each region directly below it, in one aggregate query.
+    """Figures of a region and of each region directly below it: one aggregate query for
+    reports and complaints, one for mediation (statistics in aggregate only).
 
     The cases are filtered by place (GiST index on `location_path`) and creation time, then
     grouped by the label below the region (`subpath`) with ROLLUP for the region's own row.
@@ -621,6 +624,8 @@ async def case_stats(
         elif row["child"] is not None:
             by_code[row["child"]] = row
 
+    mediation = await mediation_figures(session, region.path, start=start, end=end)
+
     children = (
         (
             await session.execute(
@@ -634,12 +639,12 @@ async def case_stats(
         period_from=start,
         period_to=end,
         computed_at=at,
-        region=_figures(region, total),
-        children=[_figures(c, by_code.get(c.path)) for c in children],
+        region=_figures(region, total, mediation.region),
+        children=[_figures(c, by_code.get(c.path), mediation.child(c.path)) for c in children],
     )
 
 
-def _figures(region: Region, row: Any) -> RegionFigures:
+def _figures(region: Region, row: Any, mediation: MediationFigures) -> RegionFigures:
     def count(name: str) -> int:
         return int(row[name]) if row is not None else 0
 
@@ -660,4 +665,5 @@ def _figures(region: Region, row: Any) -> RegionFigures:
         reopen_rate=rate("reopen"),
         overdue_now=count("overdue_now"),
         by_channel=ChannelCounts(**{c.value: count(f"channel_{c.value}") for c in Channel}),
+        mediation=mediation,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,8 +32,8 @@ from backend.mediation.models import (
 _CANDIDATES = 5
 
 
-def _load() -> object:
-    """The number of cases each mediator carries now (a correlated subquery)."""
+def load_of_mediator() -> Any:
+    """The number of cases each mediator carries now (a subquery correlated to `Mediator`)."""
     return (
         select(func.count())
         .where(
@@ -43,20 +44,32 @@ def _load() -> object:
     )
 
 
-def fitting(dispute_type: DisputeType | str, location_path: str) -> object:
-    """SELECT of mediators that fit, with their load, best first."""
+def _qualified(dispute_type: DisputeType | str, location_path: str, load: Any) -> Any:
     specialty = SPECIALTY_FOR[DisputeType(dispute_type)].value
-    load = _load()
     return (
-        select(Mediator, load.label("load"))  # type: ignore[attr-defined]
+        select(Mediator, load.label("load"))
         .outerjoin(Studio, col(Studio.id) == col(Mediator.studio_id))
         .where(
             col(Mediator.active).is_(True),
             or_(col(Mediator.studio_id).is_(None), col(Studio.active).is_(True)),
             col(Mediator.specialties).contains([specialty]),
             func.text2ltree(location_path).op("<@")(col(Mediator.region_path)),
-            load < col(Mediator.max_active),
         )
+    )
+
+
+def qualified(dispute_type: DisputeType | str, location_path: str) -> Any:
+    """SELECT of (mediator, load) who may take the dispute, whether or not they have room:
+    active, in an active studio or none, with the specialty, their area covering the place."""
+    return _qualified(dispute_type, location_path, load_of_mediator())
+
+
+def fitting(dispute_type: DisputeType | str, location_path: str) -> Any:
+    """SELECT of mediators that fit, with their load, best first."""
+    load = load_of_mediator()
+    return (
+        _qualified(dispute_type, location_path, load)
+        .where(load < col(Mediator.max_active))
         .order_by(load, func.nlevel(col(Mediator.region_path)).desc(), col(Mediator.id))
     )
 
@@ -70,24 +83,36 @@ async def pick_mediator(
 ) -> Mediator | None:
     """The mediator the dispute goes to (of `studio_id` only, when given), locked, or None.
 
-    The chosen row is locked and its load counted again, so two disputes assigned at once
-    cannot both take a mediator's last place.
+    The chosen row is locked first and its load counted afterwards in a statement of its
+    own: a statement that waited for the lock still reads with the snapshot it started with,
+    so counting in the same statement could miss the case another request just gave them,
+    and two disputes assigned at once could both take a mediator's last place.
     """
     query = fitting(dispute_type, location_path)
     if studio_id is not None:
-        query = query.where(col(Mediator.studio_id) == studio_id)  # type: ignore[attr-defined]
-    candidates = (await session.execute(query.limit(_CANDIDATES))).all()  # type: ignore[attr-defined]
+        query = query.where(col(Mediator.studio_id) == studio_id)
+    candidates = (await session.execute(query.limit(_CANDIDATES))).all()
     for mediator, _ in candidates:
         locked = (
             await session.execute(
-                select(Mediator, _load().label("load"))  # type: ignore[attr-defined]
-                .where(col(Mediator.id) == mediator.id)
-                .with_for_update(of=Mediator)
+                select(Mediator)
+                .where(col(Mediator.id) == mediator.id, col(Mediator.active).is_(True))
+                .with_for_update()
                 .execution_options(populate_existing=True)
             )
-        ).first()
-        if locked is not None and locked[1] < locked[0].max_active:
-            return locked[0]  # type: ignore[no-any-return]
+        ).scalar_one_or_none()
+        if locked is None:
+            continue  # deactivated meanwhile
+        load = (
+            await session.execute(
+                select(func.count()).where(
+                    col(Mediation.mediator_id) == locked.id,
+                    col(Mediation.state).in_([s.value for s in CARRIED_STATES]),
+                )
+            )
+        ).scalar_one()
+        if load < locked.max_active:
+            return locked
     return None
 
 

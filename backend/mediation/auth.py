@@ -74,17 +74,19 @@ async def visible_mediation(
     for_update: bool = False,
 ) -> Seen:
     """The mediation and how the caller stands to it; 404 when they may not see it."""
-    query = (
-        select(Mediation, Case)
-        .join(Case, col(Case.id) == col(Mediation.case_id))
-        .where(col(Mediation.case_id) == case_id, visible_to(principal))
-    )
+    query = select(Mediation).where(col(Mediation.case_id) == case_id, visible_to(principal))
     if for_update:
-        query = query.with_for_update(of=Mediation).execution_options(populate_existing=True)
-    row = (await session.execute(query)).first()
-    if row is None:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    mediation = (await session.execute(query)).scalar_one_or_none()
+    if mediation is None:
         raise MediationNotFound()
-    mediation, case = row
+    # Read after the lock, in a statement of its own: a request that waited for the lock
+    # sees the case as the one before it left it (its version, its state).
+    case = (
+        await session.execute(
+            select(Case).where(col(Case.id) == case_id).execution_options(populate_existing=True)
+        )
+    ).scalar_one()
     party = (
         await session.execute(
             select(MediationParty).where(

@@ -1,7 +1,350 @@
-"""Mediation over HTTP: the request, invitations and consent, the case as each side sees it."""
+"""Mediation over HTTP: the request, invitations and consent, the case as each side sees it.
+
+Thin: every rule lives in `backend.mediation.service`.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+
+from backend.auth.principal import CurrentPrincipal
+from backend.cases.errors import CaseChangedMeanwhile, IdempotencyConflict, OutsideServiceArea
+from backend.core.database import SessionDep
+from backend.core.errors import Unauthenticated, problem_responses
+from backend.core.i18n import negotiate
+from backend.core.idempotency import KEY_ERRORS
+from backend.core.pagination import (
+    CursorInvalid,
+    CursorParam,
+    LimitParam,
+    Page,
+    cut_page,
+    decode_cursor,
+)
+from backend.core.ratelimit import RateLimit, RateLimited
+from backend.core.security import PersonalData, TokenExpired, TokenInvalid
+from backend.mediation import schemas, service
+from backend.mediation.errors import (
+    AlreadyParty,
+    ApplicantOnly,
+    ConsentAlreadyGiven,
+    ConsentClosed,
+    DisputeTypeUnavailable,
+    InvitationAnswered,
+    InvitationNotFound,
+    InvitationUsed,
+    MediationEnded,
+    MediationNotFound,
+    OwnInvitation,
+    PartyNotFound,
+    PhoneRequired,
+    PreferredStudioInvalid,
+    RespondentDuplicate,
+    RespondentIsYou,
+)
+from backend.mediation.models import MediationState
+from backend.storage.errors import CLAIM_ERRORS
+from backend.storage.service import ObjectStore
+
+router = APIRouter(tags=["mediation"])
+
+_AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
+_REQUEST_ERRORS = (
+    *_AUTH_ERRORS,
+    RateLimited,
+    *KEY_ERRORS,
+    IdempotencyConflict,
+    PhoneRequired,
+    RespondentIsYou,
+    RespondentDuplicate,
+    OutsideServiceArea,
+    DisputeTypeUnavailable,
+    PreferredStudioInvalid,
+    *CLAIM_ERRORS,
+)
+_ANSWER_ERRORS = (
+    *_AUTH_ERRORS,
+    RateLimited,
+    InvitationNotFound,
+    OwnInvitation,
+    InvitationUsed,
+    AlreadyParty,
+    ConsentClosed,
+    ConsentAlreadyGiven,
+    CaseChangedMeanwhile,
+)
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Required. 1–128 visible ASCII characters, new for each request and the "
+        "same on every retry of it (e.g. a UUID made when the applicant taps submit).",
+    ),
+]
+InvitationCode = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=32,
+        description="The 10-character invitation code the applicant forwarded (any case; "
+        "spaces and dashes are ignored).",
+    ),
+]
+RequestLimit = RateLimit("mediation_request", "10/hour")
+# Codes are secrets: guessing them one request at a time must be hopeless.
+InvitationLimit = RateLimit("mediation_invitation", "20/minute")
+
+
+def _store(request: Request) -> ObjectStore:
+    store: ObjectStore = request.app.state.object_store
+    return store
+
+
+def _personal_data(request: Request) -> PersonalData:
+    personal_data: PersonalData = request.app.state.personal_data
+    return personal_data
+
+
+def _request_responses() -> dict[int | str, dict[str, Any]]:
+    responses = problem_responses(*_REQUEST_ERRORS)
+    responses[200] = {
+        "model": schemas.MediationCreated,
+        "description": "A retry: the mediation this Idempotency-Key made before (with the "
+        "header `Idempotent-Replay: true`), without invitation codes.",
+        "headers": {
+            "Idempotent-Replay": {
+                "description": "`true` when the mediation was made by an earlier request.",
+                "schema": {"type": "string", "enum": ["true"]},
+            }
+        },
+    }
+    return responses
+
+
+@router.post(
+    "/mediations",
+    operation_id="request_mediation",
+    summary="Request mediation of a dispute (one-click mediation)",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.MediationCreated,
+    responses=_request_responses(),
+)
+async def request_mediation(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    body: schemas.MediationRequest,
+    _: RequestLimit,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Ask for mediation: the dispute type, what happened, what you ask for, where, evidence
+    (up to 9 uploads), your name, and the other side (1–5 respondents with name and phone).
+
+    Needs a bound phone (it is how the mediator reaches you). Each respondent's phone is
+    stored encrypted and never shown to you again. The answer carries, this once, each
+    respondent's **invitation code** and a message to forward in WeChat; they accept or
+    decline in the app before the consent deadline.
+
+    Idempotent: a retry with the same `Idempotency-Key` and body answers the same mediation
+    (200, `Idempotent-Replay: true`) — but without the codes, which are kept only as hashes
+    (`invitations` is empty and `hint` says to re-issue them). The same key with another
+    body is refused (409).
+    """
+    requested = await service.request_mediation(
+        session,
+        grid_map=request.app.state.grid_map,
+        store=_store(request),
+        personal_data=_personal_data(request),
+        principal=principal,
+        body=body,
+        idempotency_key=idempotency_key,
+        consent_hours=request.app.state.settings.mediation_consent_hours,
+        time_limit_days=request.app.state.settings.mediation_time_limit_days,
+        language=negotiate(request.headers.get("accept-language")),
+    )
+    return Response(
+        content=requested.mediation.model_dump_json(),
+        media_type="application/json",
+        status_code=status.HTTP_200_OK if requested.replayed else status.HTTP_201_CREATED,
+        headers={"Idempotent-Replay": "true"} if requested.replayed else None,
+    )
+
+
+@router.get(
+    "/me/mediations",
+    operation_id="list_my_mediations",
+    summary="List my mediations",
+    response_model=Page[schemas.MediationListItem],
+    responses=problem_responses(*_AUTH_ERRORS, CursorInvalid),
+)
+async def list_my_mediations(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    state: Annotated[
+        MediationState | None, Query(description="Only mediations in this state.")
+    ] = None,
+    cursor: CursorParam = None,
+    limit: LimitParam = 20,
+) -> Page[schemas.MediationListItem]:
+    """The mediations the caller is a party to (as applicant, or as a respondent who
+    accepted), newest first."""
+    items = await service.my_mediations(
+        session, principal, state=state, after=decode_cursor(cursor), limit=limit + 1
+    )
+    page, next_cursor = cut_page(items, limit)
+    return Page(items=list(page), next_cursor=next_cursor)
+
+
+@router.get(
+    "/mediations/{mediation_id}",
+    operation_id="get_mediation",
+    summary="Read a mediation as I may see it",
+    response_model=schemas.MediationOut,
+    responses=problem_responses(*_AUTH_ERRORS, MediationNotFound),
+)
+async def get_mediation(
+    mediation_id: uuid.UUID, request: Request, session: SessionDep, principal: CurrentPrincipal
+) -> schemas.MediationOut:
+    """A mediation with its parties, mediator, deadlines, evidence, outcome and timeline.
+
+    Visible to its parties, its mediator and admins of regions above it; to anyone else it
+    does not exist (404). Contact details stay private: a party sees only their own masked
+    phone, the mediator and supervisors every party's masked phone, nobody a full number.
+    """
+    return await service.get_mediation(session, _store(request), principal, mediation_id)
+
+
+@router.post(
+    "/mediations/{mediation_id}/withdraw",
+    operation_id="withdraw_mediation",
+    summary="Withdraw my mediation request",
+    response_model=schemas.MediationOut,
+    responses=problem_responses(
+        *_AUTH_ERRORS, MediationNotFound, ApplicantOnly, MediationEnded, CaseChangedMeanwhile
+    ),
+)
+async def withdraw_mediation(
+    mediation_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    body: schemas.WithdrawIn | None = None,
+) -> schemas.MediationOut:
+    """The applicant withdraws the mediation at any point before it ends.
+
+    Only the applicant may (403 for the other parties). Sending it again answers the
+    withdrawn mediation unchanged; a mediation that already ended cannot be withdrawn (409).
+    """
+    reason = body.reason if body else None
+    return await service.withdraw(session, _store(request), principal, mediation_id, reason)
+
+
+@router.post(
+    "/mediations/{mediation_id}/respondents/{party_id}/invitation",
+    operation_id="reissue_invitation",
+    summary="Issue a new invitation code for a respondent",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.InvitationIssued,
+    responses=problem_responses(
+        *_AUTH_ERRORS,
+        MediationNotFound,
+        ApplicantOnly,
+        PartyNotFound,
+        InvitationAnswered,
+        ConsentClosed,
+        CaseChangedMeanwhile,
+    ),
+)
+async def reissue_invitation(
+    mediation_id: uuid.UUID,
+    party_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+) -> schemas.InvitationIssued:
+    """A new invitation code for a respondent who has not answered yet (the applicant only,
+    before the consent deadline). The code is shown this once; the previous one stops
+    working. A retry issues another code, and only the newest works.
+    """
+    return await service.reissue_invitation(
+        session, _personal_data(request), principal, mediation_id, party_id
+    )
+
+
+@router.get(
+    "/mediation-invitations/{code}",
+    operation_id="get_mediation_invitation",
+    summary="Read the mediation I am invited to",
+    response_model=schemas.InvitationOut,
+    responses=problem_responses(
+        *_AUTH_ERRORS, RateLimited, InvitationNotFound, OwnInvitation, InvitationUsed
+    ),
+)
+async def get_mediation_invitation(
+    code: InvitationCode,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    _: InvitationLimit,
+) -> schemas.InvitationOut:
+    """What the invited respondent needs to decide: the dispute, what the applicant asks
+    for, the applicant's name (never their contact details), the place, and the deadline.
+
+    Once someone answered with the code, it works only for them (409 for anyone else).
+    Lookups are rate-limited per user.
+    """
+    return await service.get_invitation(session, _personal_data(request), principal, code)
+
+
+@router.post(
+    "/mediation-invitations/{code}/accept",
+    operation_id="accept_mediation_invitation",
+    summary="Agree to mediation",
+    response_model=schemas.InvitationOut,
+    responses=problem_responses(*_ANSWER_ERRORS),
+)
+async def accept_mediation_invitation(
+    code: InvitationCode,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    _: InvitationLimit,
+) -> schemas.InvitationOut:
+    """Agree to mediation as the invited respondent: the invitation is bound to you, and you
+    become a party (`mediation_id` opens it). When every respondent has agreed, a mediator
+    is assigned at once (the applicant's preferred studio first), or the supervisors assign
+    one later when none fits.
+
+    Sending it again answers the same; the applicant cannot accept their own invitation,
+    and a code someone else answered is refused (409).
+    """
+    return await service.accept_invitation(session, _personal_data(request), principal, code)
+
+
+@router.post(
+    "/mediation-invitations/{code}/decline",
+    operation_id="decline_mediation_invitation",
+    summary="Decline mediation",
+    response_model=schemas.InvitationOut,
+    responses=problem_responses(*_ANSWER_ERRORS),
+)
+async def decline_mediation_invitation(
+    code: InvitationCode,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    _: InvitationLimit,
+    body: schemas.DeclineIn | None = None,
+) -> schemas.InvitationOut:
+    """Decline mediation as the invited respondent (mediation is voluntary). The mediation
+    ends as not mediated, and both sides are shown other routes for the dispute (`advice`).
+
+    Sending it again answers the same.
+    """
+    return await service.decline_invitation(
+        session, _personal_data(request), principal, code, body.reason if body else None
+    )
