@@ -33,6 +33,7 @@ from backend.core.clock import now
 from backend.mediation import errors_proceedings as errors
 from backend.mediation import proceedings_schemas as schemas
 from backend.mediation.auth import Seen, Viewer, visible_mediation
+from backend.mediation.errors import MediationEnded
 from backend.mediation.models import (
     OPEN_MEDIATION_STATES,
     Consent,
@@ -71,7 +72,7 @@ def _require_underway(mediation: Mediation) -> None:
         return
     if state in OPEN_MEDIATION_STATES:
         raise errors.MediationNotUnderway(state)
-    raise errors.MediationEnded(state)
+    raise MediationEnded(state)
 
 
 def _mediator_actor(principal: Principal) -> workflow.Actor:
@@ -436,7 +437,7 @@ async def confirm_agreement(
             raise errors.AgreementChanged(current=current)
         return seen
     if state not in OPEN_MEDIATION_STATES:
-        raise errors.MediationEnded(state)
+        raise MediationEnded(state)
     if state is not MediationState.agreement_pending or current == 0:
         raise errors.NoAgreementProposed()
     if version != current:

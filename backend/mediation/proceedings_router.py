@@ -25,11 +25,10 @@ from backend.core.pagination import (
 from backend.core.security import TokenExpired, TokenInvalid
 from backend.mediation import proceedings as rules
 from backend.mediation import proceedings_schemas as schemas
-from backend.mediation.errors import MediationNotFound
+from backend.mediation.errors import MediationEnded, MediationNotFound
 from backend.mediation.errors_proceedings import (
     AgreementChanged,
     AttendeeNotParty,
-    MediationEnded,
     MediationNotUnderway,
     MediatorOnly,
     NoAgreementProposed,

@@ -78,17 +78,6 @@ SYSTEM_ACTOR = Actor(None, workflow.SYSTEM)
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 CODE_LENGTH = 10
 
-STATE_ZH: dict[MediationState, str] = {
-    MediationState.awaiting_consent: "等待对方同意",
-    MediationState.awaiting_mediator: "等待分配调解员",
-    MediationState.assigned: "已分配调解员",
-    MediationState.in_session: "调解中",
-    MediationState.agreement_pending: "等待确认调解协议",
-    MediationState.concluded: "调解成功",
-    MediationState.no_agreement: "调解未达成协议",
-    MediationState.withdrawn: "已撤回",
-    MediationState.not_mediated: "未进行调解",
-}
 CONSENT_ZH: dict[Consent, str] = {
     Consent.pending: "待答复",
     Consent.accepted: "已同意",
@@ -915,7 +904,7 @@ async def withdraw(
     if state is MediationState.withdrawn:
         return await mediation_view(session, store, seen, viewer=principal)
     if state not in OPEN_MEDIATION_STATES:
-        raise MediationEnded(state=state.value, state_zh=STATE_ZH[state])
+        raise MediationEnded(state)
     at = now()
     actor = Actor(principal.user_id, workflow.RESIDENT)
     if workflow.allowed(Action.reject, CaseState(case.state)):

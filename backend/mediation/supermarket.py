@@ -36,7 +36,7 @@ from backend.core.ids import new_id
 from backend.mediation import assignment
 from backend.mediation import supermarket_schemas as schemas
 from backend.mediation.auth import SUPERVISORS, Viewer, visible_mediation
-from backend.mediation.errors import MediationNotFound, MediatorNotFound, StudioNotFound
+from backend.mediation.errors import STATE_ZH, MediationNotFound, MediatorNotFound, StudioNotFound
 from backend.mediation.errors_supermarket import (
     ApplicantChoosesStudio,
     MediatorExists,
@@ -87,17 +87,6 @@ SPECIALTY_ZH = {
     Specialty.family: "婚姻家庭",
     Specialty.property: "物业与房屋",
     Specialty.neighbourhood: "邻里",
-}
-STATE_ZH = {
-    MediationState.awaiting_consent: "等待被申请人同意",
-    MediationState.awaiting_mediator: "等待分配调解员",
-    MediationState.assigned: "已分配调解员",
-    MediationState.in_session: "调解中",
-    MediationState.agreement_pending: "协议待确认",
-    MediationState.concluded: "已达成协议",
-    MediationState.no_agreement: "未达成协议",
-    MediationState.withdrawn: "已撤回",
-    MediationState.not_mediated: "未能调解",
 }
 
 
