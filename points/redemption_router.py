@@ -13,8 +13,8 @@ from pydantic import AwareDatetime
 from backend.auth.principal import CurrentPrincipal
 from backend.core.clock import now
 from backend.core.database import SessionDep
-from backend.core.errors import ShanzhiError, Unauthenticated, problem_responses
-from backend.core.idempotency import KEY_ERRORS
+from backend.core.errors import Unauthenticated, problem_responses
+from backend.core.idempotency import KEY_ERRORS, REPLAY_HEADER_DOC, created_or_replayed, replayable
 from backend.core.pagination import (
     CursorInvalid,
     CursorParam,
@@ -85,12 +85,6 @@ PickupCode = Annotated[
         description="The six-digit pickup code, or the scanned QR payload.",
     ),
 ]
-_REPLAY_HEADER = {
-    "Idempotent-Replay": {
-        "description": "`true` when an earlier request with this key did the work.",
-        "schema": {"type": "string", "enum": ["true"]},
-    }
-}
 
 
 def _store(request: Request) -> ObjectStore:
@@ -100,28 +94,6 @@ def _store(request: Request) -> ObjectStore:
 
 def _signer(request: Request) -> rules.Signer:
     return rules.signer_for(request.app.state.settings.data_key.get_secret_value())
-
-
-def _with_replay(
-    errors: tuple[type[ShanzhiError], ...], model: type[Any], what: str
-) -> dict[int | str, dict[str, Any]]:
-    responses = problem_responses(*errors)
-    responses[200] = {
-        "model": model,
-        "description": f"A retry: the {what} this Idempotency-Key made before "
-        "(with the header `Idempotent-Replay: true`).",
-        "headers": _REPLAY_HEADER,
-    }
-    return responses
-
-
-def _json(model: Any, *, replayed: bool, created: int = status.HTTP_201_CREATED) -> Response:
-    return Response(
-        content=model.model_dump_json(),
-        media_type="application/json",
-        status_code=status.HTTP_200_OK if replayed else created,
-        headers={"Idempotent-Replay": "true"} if replayed else None,
-    )
 
 
 # --- the member's side ---------------------------------------------------------------------
@@ -187,10 +159,10 @@ async def list_rewards(
     summary="Redeem a reward: hold the points, reserve it, get a pickup code",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.RedemptionOut,
-    responses=_with_replay(
+    responses=replayable(
         (*_AUTH_ERRORS, RateLimited, *_KEY_ERRORS, *_REDEEM_ERRORS),
         schemas.RedemptionOut,
-        "redemption",
+        "A retry: the redemption this Idempotency-Key made before",
     ),
 )
 async def create_redemption(
@@ -219,7 +191,7 @@ async def create_redemption(
         pickup_hours=request.app.state.settings.points_pickup_hours,
     )
     view = await rules.redemption_view(session, outcome.redemption)
-    return _json(view, replayed=outcome.replayed)
+    return created_or_replayed(view, replayed=outcome.replayed)
 
 
 @router.get(
@@ -354,7 +326,7 @@ async def fulfil_redemption(
     summary="Redeem in one step at the counter with the member's code",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.RedemptionOut,
-    responses=_with_replay(
+    responses=replayable(
         (
             *_AUTH_ERRORS,
             RateLimited,
@@ -365,7 +337,7 @@ async def fulfil_redemption(
             *_REDEEM_ERRORS,
         ),
         schemas.RedemptionOut,
-        "redemption",
+        "A retry: the redemption this Idempotency-Key made before",
     ),
 )
 async def create_counter_redemption(
@@ -391,7 +363,7 @@ async def create_counter_redemption(
         idempotency_key=idempotency_key,
     )
     view = await rules.redemption_view(session, outcome.redemption)
-    return _json(view, replayed=outcome.replayed)
+    return created_or_replayed(view, replayed=outcome.replayed)
 
 
 class CsvResponse(Response):
@@ -604,7 +576,7 @@ async def update_reward(
         200: {
             "description": "The stock at the center after the change (after the first "
             "request's change, with the header `Idempotent-Replay: true`, on a retry).",
-            "headers": _REPLAY_HEADER,
+            "headers": REPLAY_HEADER_DOC,
         },
         **problem_responses(
             *_ADMIN_ERRORS,
@@ -627,4 +599,4 @@ async def restock_reward(
     for pickup). You must be admin over the center, and it must lie in the reward's region.
     Idempotent: a retry with the same `Idempotency-Key` and body changes nothing again."""
     stock, replayed = await rules.restock(session, principal, reward_id, body, idempotency_key)
-    return _json(stock, replayed=replayed, created=status.HTTP_200_OK)
+    return created_or_replayed(stock, replayed=replayed, created=status.HTTP_200_OK)

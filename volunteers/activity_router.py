@@ -6,15 +6,15 @@ Thin: every rule lives in `volunteers.activities`.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import AwareDatetime
 
 from backend.auth.principal import CurrentPrincipal
 from backend.core.database import SessionDep
-from backend.core.errors import Forbidden, ShanzhiError, Unauthenticated, problem_responses
-from backend.core.idempotency import KEY_ERRORS
+from backend.core.errors import Forbidden, Unauthenticated, problem_responses
+from backend.core.idempotency import KEY_ERRORS, created_or_replayed, replayable
 from backend.core.pagination import CursorInvalid, CursorParam, LimitParam, Page, decode_cursor
 from backend.core.security import TokenExpired, TokenInvalid
 from backend.regions.coords import CoordSystem
@@ -64,12 +64,6 @@ _SHAPE_ERRORS = (
     FenceInvalid,
     WindowInvalid,
 )
-_REPLAY_HEADER = {
-    "Idempotent-Replay": {
-        "description": "`true` when an earlier request did the work and this one answers it.",
-        "schema": {"type": "string", "enum": ["true"]},
-    }
-}
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -78,27 +72,6 @@ IdempotencyKey = Annotated[
         "same on every retry of it (e.g. a UUID made when the form is opened).",
     ),
 ]
-
-
-def _with_replay(
-    errors: tuple[type[ShanzhiError], ...], model: type[Any], what: str
-) -> dict[int | str, dict[str, Any]]:
-    responses = problem_responses(*errors)
-    responses[200] = {
-        "model": model,
-        "description": f"{what} (with the header `Idempotent-Replay: true`).",
-        "headers": _REPLAY_HEADER,
-    }
-    return responses
-
-
-def _json(model: Any, *, replayed: bool) -> Response:
-    return Response(
-        content=model.model_dump_json(),
-        media_type="application/json",
-        status_code=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED,
-        headers={"Idempotent-Replay": "true"} if replayed else None,
-    )
 
 
 def _cancel_hours(request: Request) -> float:
@@ -116,7 +89,7 @@ def _cancel_hours(request: Request) -> float:
     summary="Create an activity (a draft) for a community",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.StaffActivityOut,
-    responses=_with_replay(
+    responses=replayable(
         (
             *_AUTH_ERRORS,
             *KEY_ERRORS,
@@ -144,7 +117,7 @@ async def create_activity(
     """
     created = await rules.create_activity(session, principal, body, idempotency_key)
     view = await rules.staff_activity_view(session, created.activity)
-    return _json(view, replayed=created.replayed)
+    return created_or_replayed(view, replayed=created.replayed)
 
 
 @router.get(
@@ -401,7 +374,7 @@ async def get_activity(
     summary="Enrol: take a place, or join the waitlist when it is full",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.EnrolmentOut,
-    responses=_with_replay(
+    responses=replayable(
         (
             *_AUTH_ERRORS,
             NotSignedUp,
@@ -425,7 +398,7 @@ async def enrol_in_activity(
     """
     outcome = await rules.enrol(session, principal, activity_id)
     [view] = await rules.enrolment_views(session, [outcome.enrolment])
-    return _json(view, replayed=outcome.replayed)
+    return created_or_replayed(view, replayed=outcome.replayed)
 
 
 @router.post(

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Request, Response, status
 from backend.auth.principal import CurrentPrincipal
 from backend.core.database import SessionDep
 from backend.core.errors import Unauthenticated, problem_responses
-from backend.core.idempotency import KEY_ERRORS
+from backend.core.idempotency import KEY_ERRORS, created_or_replayed, replayable
 from backend.core.pagination import (
     CursorInvalid,
     CursorParam,
@@ -70,19 +70,11 @@ IdempotencyKey = Annotated[
 
 
 def _filing_responses() -> dict[int | str, dict[str, Any]]:
-    responses = problem_responses(*_FILE_ERRORS)
-    responses[200] = {
-        "model": schemas.InspectionOut,
-        "description": "A retry: the inspection this Idempotency-Key filed before "
-        "(with the header `Idempotent-Replay: true`).",
-        "headers": {
-            "Idempotent-Replay": {
-                "description": "`true` when the inspection was filed by an earlier request.",
-                "schema": {"type": "string", "enum": ["true"]},
-            }
-        },
-    }
-    return responses
+    return replayable(
+        _FILE_ERRORS,
+        schemas.InspectionOut,
+        "A retry: the inspection this Idempotency-Key filed before",
+    )
 
 
 @router.get(
@@ -143,12 +135,7 @@ async def file_inspection(
         body=body,
         idempotency_key=idempotency_key,
     )
-    return Response(
-        content=filed.inspection.model_dump_json(),
-        media_type="application/json",
-        status_code=status.HTTP_200_OK if filed.replayed else status.HTTP_201_CREATED,
-        headers={"Idempotent-Replay": "true"} if filed.replayed else None,
-    )
+    return created_or_replayed(filed.inspection, replayed=filed.replayed)
 
 
 @router.get(

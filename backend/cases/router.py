@@ -29,7 +29,7 @@ from backend.cases.errors import (
 from backend.cases.models import CaseKind, CaseState
 from backend.core.database import SessionDep
 from backend.core.errors import Unauthenticated, problem_responses
-from backend.core.idempotency import KEY_ERRORS
+from backend.core.idempotency import KEY_ERRORS, created_or_replayed, replayable
 from backend.core.pagination import (
     CursorInvalid,
     CursorParam,
@@ -74,19 +74,9 @@ def _store(request: Request) -> ObjectStore:
 
 
 def _submission_responses() -> dict[int | str, dict[str, Any]]:
-    responses = problem_responses(*_SUBMIT_ERRORS)
-    responses[200] = {
-        "model": schemas.SubmissionOut,
-        "description": "A retry: the case this Idempotency-Key made before "
-        "(with the header `Idempotent-Replay: true`).",
-        "headers": {
-            "Idempotent-Replay": {
-                "description": "`true` when the case was made by an earlier request.",
-                "schema": {"type": "string", "enum": ["true"]},
-            }
-        },
-    }
-    return responses
+    return replayable(
+        _SUBMIT_ERRORS, schemas.SubmissionOut, "A retry: the case this Idempotency-Key made before"
+    )
 
 
 async def _submit(
@@ -107,12 +97,7 @@ async def _submit(
         idempotency_key=idempotency_key,
     )
     # Serialized once here: the model is already valid, no need to validate it again.
-    return Response(
-        content=submission.case.model_dump_json(),
-        media_type="application/json",
-        status_code=status.HTTP_200_OK if submission.replayed else status.HTTP_201_CREATED,
-        headers={"Idempotent-Replay": "true"} if submission.replayed else None,
-    )
+    return created_or_replayed(submission.case, replayed=submission.replayed)
 
 
 @router.post(

@@ -22,7 +22,7 @@ from backend.cases.staff_schemas import (
 from backend.core.clock import now
 from backend.core.database import SessionDep
 from backend.core.errors import Forbidden, Unauthenticated, problem_responses
-from backend.core.idempotency import KEY_ERRORS
+from backend.core.idempotency import KEY_ERRORS, REPLAY_HEADER, replayable
 from backend.core.pagination import CursorInvalid, CursorParam, LimitParam, Page
 from backend.core.ratelimit import RateLimit, RateLimited
 from backend.core.security import TokenExpired, TokenInvalid
@@ -114,19 +114,8 @@ def _store(request: Request) -> ObjectStore:
     operation_id="register_case",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.CaseOut,
-    responses={
-        200: {
-            "model": schemas.CaseOut,
-            "description": "A retry: the case this Idempotency-Key registered before "
-            "(with the header `Idempotent-Replay: true`).",
-            "headers": {
-                "Idempotent-Replay": {
-                    "description": "`true` when the case was made by an earlier request.",
-                    "schema": {"type": "string", "enum": ["true"]},
-                }
-            },
-        },
-        **problem_responses(
+    responses=replayable(
+        (
             *_AUTH_ERRORS,
             *KEY_ERRORS,
             errors.IdempotencyConflict,
@@ -135,7 +124,9 @@ def _store(request: Request) -> ObjectStore:
             errors.OutsideServiceArea,
             RateLimited,
         ),
-    },
+        schemas.CaseOut,
+        "A retry: the case this Idempotency-Key registered before",
+    ),
 )
 async def register_case(
     body: CaseRegistration,
@@ -170,7 +161,7 @@ async def register_case(
     )
     if not created:
         response.status_code = status.HTTP_200_OK
-        response.headers["Idempotent-Replay"] = "true"
+        response.headers[REPLAY_HEADER] = "true"
     return await service.case_view(session, _store(request), registered, viewer=principal)
 
 

@@ -8,7 +8,10 @@ import json
 import re
 from typing import Any
 
-from backend.core.errors import ShanzhiError
+from fastapi import Response, status
+from pydantic import BaseModel
+
+from backend.core.errors import ShanzhiError, problem_responses
 
 # Visible ASCII, as a phone generates it (a UUID, or `report-<timestamp>-<random>`).
 _KEY = re.compile(r"[\x21-\x7e]{1,128}")
@@ -49,3 +52,40 @@ def request_hash(kind: str, payload: dict[str, Any]) -> str:
         {"kind": kind, **payload}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --- answering a retry ---------------------------------------------------------------------
+
+REPLAY_HEADER = "Idempotent-Replay"
+REPLAY_HEADER_DOC: dict[str, Any] = {
+    REPLAY_HEADER: {
+        "description": "`true` when an earlier request did the work and this one answers it.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
+
+def replayable(
+    errors: tuple[type[ShanzhiError], ...], model: type[Any], retry: str
+) -> dict[int | str, dict[str, Any]]:
+    """`responses=` of a write a phone may retry: its errors, and the 200 a retry gets
+    (`retry` says what that 200 carries)."""
+    responses = problem_responses(*errors)
+    responses[200] = {
+        "model": model,
+        "description": f"{retry} (with the header `{REPLAY_HEADER}: true`).",
+        "headers": REPLAY_HEADER_DOC,
+    }
+    return responses
+
+
+def created_or_replayed(
+    model: BaseModel, *, replayed: bool, created: int = status.HTTP_201_CREATED
+) -> Response:
+    """`created` (201) the first time; 200 with `Idempotent-Replay: true` for a retry."""
+    return Response(
+        content=model.model_dump_json(),
+        media_type="application/json",
+        status_code=status.HTTP_200_OK if replayed else created,
+        headers={REPLAY_HEADER: "true"} if replayed else None,
+    )

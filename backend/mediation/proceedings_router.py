@@ -14,6 +14,7 @@ from backend.auth.principal import CurrentPrincipal
 from backend.cases.errors import CaseChangedMeanwhile, CaseTransitionNotAllowed
 from backend.core.database import SessionDep
 from backend.core.errors import ShanzhiError, Unauthenticated, problem_responses
+from backend.core.idempotency import created_or_replayed, replayable
 from backend.core.pagination import (
     CursorInvalid,
     CursorParam,
@@ -55,19 +56,9 @@ _MEDIATOR_ERRORS = (*_READ_ERRORS, MediatorOnly, MediationEnded, MediationNotUnd
 def _responses(
     *errors: type[ShanzhiError], replay: type[Any] | None = None
 ) -> dict[int | str, dict[str, Any]]:
-    responses = problem_responses(*errors)
     if replay is not None:
-        responses[200] = {
-            "model": replay,
-            "description": "A retry: what an earlier identical request made "
-            "(with the header `Idempotent-Replay: true`).",
-            "headers": {
-                "Idempotent-Replay": {
-                    "description": "`true` when an earlier request made it.",
-                    "schema": {"type": "string", "enum": ["true"]},
-                }
-            },
-        }
+        return replayable(errors, replay, "A retry: what an earlier identical request made")
+    responses = problem_responses(*errors)
     return responses
 
 
@@ -113,12 +104,7 @@ async def schedule_mediation_session(
         place=body.place,
     )
     view = (await rules.session_views(session, scheduled.seen, [scheduled.item]))[0]
-    return Response(
-        content=view.model_dump_json(),
-        media_type="application/json",
-        status_code=status.HTTP_200_OK if scheduled.replayed else status.HTTP_201_CREATED,
-        headers={"Idempotent-Replay": "true"} if scheduled.replayed else None,
-    )
+    return created_or_replayed(view, replayed=scheduled.replayed)
 
 
 @router.get(

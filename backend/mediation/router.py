@@ -15,7 +15,7 @@ from backend.cases.errors import CaseChangedMeanwhile, IdempotencyConflict, Outs
 from backend.core.database import SessionDep
 from backend.core.errors import Unauthenticated, problem_responses
 from backend.core.i18n import negotiate
-from backend.core.idempotency import KEY_ERRORS
+from backend.core.idempotency import KEY_ERRORS, created_or_replayed, replayable
 from backend.core.pagination import (
     CursorInvalid,
     CursorParam,
@@ -110,19 +110,11 @@ def _personal_data(request: Request) -> PersonalData:
 
 
 def _request_responses() -> dict[int | str, dict[str, Any]]:
-    responses = problem_responses(*_REQUEST_ERRORS)
-    responses[200] = {
-        "model": schemas.MediationCreated,
-        "description": "A retry: the mediation this Idempotency-Key made before (with the "
-        "header `Idempotent-Replay: true`), without invitation codes.",
-        "headers": {
-            "Idempotent-Replay": {
-                "description": "`true` when the mediation was made by an earlier request.",
-                "schema": {"type": "string", "enum": ["true"]},
-            }
-        },
-    }
-    return responses
+    return replayable(
+        _REQUEST_ERRORS,
+        schemas.MediationCreated,
+        "A retry: the mediation this Idempotency-Key made before, without invitation codes",
+    )
 
 
 @router.post(
@@ -166,12 +158,7 @@ async def request_mediation(
         time_limit_days=request.app.state.settings.mediation_time_limit_days,
         language=negotiate(request.headers.get("accept-language")),
     )
-    return Response(
-        content=requested.mediation.model_dump_json(),
-        media_type="application/json",
-        status_code=status.HTTP_200_OK if requested.replayed else status.HTTP_201_CREATED,
-        headers={"Idempotent-Replay": "true"} if requested.replayed else None,
-    )
+    return created_or_replayed(requested.mediation, replayed=requested.replayed)
 
 
 @router.get(

@@ -6,7 +6,7 @@ Thin: every rule lives in `backend.mediation.supermarket`.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
@@ -14,7 +14,8 @@ from backend.auth.errors import UserNotFound
 from backend.auth.principal import CurrentPrincipal
 from backend.cases.errors import CaseChangedMeanwhile
 from backend.core.database import SessionDep
-from backend.core.errors import ShanzhiError, Unauthenticated, problem_responses
+from backend.core.errors import Unauthenticated, problem_responses
+from backend.core.idempotency import created_or_replayed, replayable
 from backend.core.pagination import (
     CursorInvalid,
     CursorParam,
@@ -51,36 +52,9 @@ router = APIRouter()
 
 _AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
 _ADMIN_ERRORS = (*_AUTH_ERRORS, SupermarketAdminsOnly)
-_REPLAY_HEADER = {
-    "Idempotent-Replay": {
-        "description": "`true` when an earlier request made it and this one answers it.",
-        "schema": {"type": "string", "enum": ["true"]},
-    }
-}
 StatesQuery = Annotated[
     list[MediationState] | None, Query(description="Only these states (repeat the parameter).")
 ]
-
-
-def _with_replay(
-    errors: tuple[type[ShanzhiError], ...], model: type[Any], what: str
-) -> dict[int | str, dict[str, Any]]:
-    responses = problem_responses(*errors)
-    responses[200] = {
-        "model": model,
-        "description": f"A retry: the {what} made before (with `Idempotent-Replay: true`).",
-        "headers": _REPLAY_HEADER,
-    }
-    return responses
-
-
-def _json(model: Any, *, created: bool) -> Response:
-    return Response(
-        content=model.model_dump_json(),
-        media_type="application/json",
-        status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        headers=None if created else {"Idempotent-Replay": "true"},
-    )
 
 
 # --- admins: studios -----------------------------------------------------------------------
@@ -93,8 +67,10 @@ def _json(model: Any, *, created: bool) -> Response:
     summary="Open a mediation studio for an area",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.StudioOut,
-    responses=_with_replay(
-        (*_ADMIN_ERRORS, RegionNotFound, StudioNameTaken), schemas.StudioOut, "studio"
+    responses=replayable(
+        (*_ADMIN_ERRORS, RegionNotFound, StudioNameTaken),
+        schemas.StudioOut,
+        "A retry: the studio made before",
     ),
 )
 async def create_mediation_studio(
@@ -110,7 +86,7 @@ async def create_mediation_studio(
     """
     studio, created = await rules.create_studio(session, principal, body)
     (view,) = await rules.studio_views(session, [studio])
-    return _json(view, created=created)
+    return created_or_replayed(view, replayed=not created)
 
 
 @router.get(
@@ -173,7 +149,7 @@ async def update_mediation_studio(
     summary="Register a user as a mediator (grants the mediator role)",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.MediatorOut,
-    responses=_with_replay(
+    responses=replayable(
         (
             *_ADMIN_ERRORS,
             RegionNotFound,
@@ -183,7 +159,7 @@ async def update_mediation_studio(
             MediatorExists,
         ),
         schemas.MediatorOut,
-        "mediator entry",
+        "A retry: the mediator entry made before",
     ),
 )
 async def create_mediator(
@@ -199,7 +175,7 @@ async def create_mediator(
     """
     mediator, created = await rules.create_mediator(session, principal, body)
     (view,) = await rules.mediator_views(session, [mediator])
-    return _json(view, created=created)
+    return created_or_replayed(view, replayed=not created)
 
 
 @router.get(
