@@ -166,6 +166,11 @@ def serve(
                         port=settings.port,
                         log_config=None,
                         proxy_headers=True,
+                        # Longer than the idle timeout of clients and proxies (httpx and
+                        # many others drop idle connections after 5 s, uvicorn's default):
+                        # the server closing at the same moment a client reuses the
+                        # connection loses that request.
+                        timeout_keep_alive=75,
                     )
                 )
                 log.info("started dependencies in %.1f s", time.perf_counter() - started)
