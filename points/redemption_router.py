@@ -10,10 +10,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from pydantic import AwareDatetime
 
-from backend.auth.principal import CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.core.clock import now
 from backend.core.database import SessionDep
-from backend.core.errors import Unauthenticated, problem_responses
+from backend.core.errors import problem_responses
 from backend.core.idempotency import KEY_ERRORS, REPLAY_HEADER_DOC, created_or_replayed, replayable
 from backend.core.pagination import (
     CursorInvalid,
@@ -24,7 +24,6 @@ from backend.core.pagination import (
     decode_cursor,
 )
 from backend.core.ratelimit import RateLimit, RateLimited
-from backend.core.security import TokenExpired, TokenInvalid
 from backend.regions.coords import CoordSystem
 from backend.regions.errors import RegionNotFound
 from backend.storage.errors import CLAIM_ERRORS
@@ -58,7 +57,6 @@ from points.models import RedemptionState
 
 router = APIRouter()
 
-_AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
 _KEY_ERRORS = (*KEY_ERRORS, IdempotencyConflict)
 _REDEEM_ERRORS = (
     RewardNotFound,
@@ -105,7 +103,7 @@ def _signer(request: Request) -> rules.Signer:
     tags=["points"],
     summary="Rewards at a service center, or at the centers near me",
     response_model=schemas.Catalog,
-    responses=problem_responses(*_AUTH_ERRORS, ServiceCenterNotFound, CatalogQueryInvalid),
+    responses=problem_responses(*AUTH_ERRORS, ServiceCenterNotFound, CatalogQueryInvalid),
 )
 async def list_rewards(
     request: Request,
@@ -160,7 +158,7 @@ async def list_rewards(
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.RedemptionOut,
     responses=replayable(
-        (*_AUTH_ERRORS, RateLimited, *_KEY_ERRORS, *_REDEEM_ERRORS),
+        (*AUTH_ERRORS, RateLimited, *_KEY_ERRORS, *_REDEEM_ERRORS),
         schemas.RedemptionOut,
         "A retry: the redemption this Idempotency-Key made before",
     ),
@@ -200,7 +198,7 @@ async def create_redemption(
     tags=["points"],
     summary="List my redemptions",
     response_model=Page[schemas.RedemptionOut],
-    responses=problem_responses(*_AUTH_ERRORS, CursorInvalid),
+    responses=problem_responses(*AUTH_ERRORS, CursorInvalid),
 )
 async def list_my_redemptions(
     session: SessionDep,
@@ -228,7 +226,7 @@ async def list_my_redemptions(
     tags=["points"],
     summary="Read one of my redemptions",
     response_model=schemas.RedemptionOut,
-    responses=problem_responses(*_AUTH_ERRORS, RedemptionNotFound),
+    responses=problem_responses(*AUTH_ERRORS, RedemptionNotFound),
 )
 async def get_redemption(
     redemption_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -244,7 +242,7 @@ async def get_redemption(
     tags=["points"],
     summary="Cancel my redemption before pickup",
     response_model=schemas.RedemptionOut,
-    responses=problem_responses(*_AUTH_ERRORS, RedemptionNotFound, RedemptionNotPending),
+    responses=problem_responses(*AUTH_ERRORS, RedemptionNotFound, RedemptionNotPending),
 )
 async def cancel_redemption(
     redemption_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -263,7 +261,7 @@ async def cancel_redemption(
     tags=["points"],
     summary="My rotating member code for redeeming at the counter",
     response_model=schemas.MemberCodeOut,
-    responses=problem_responses(*_AUTH_ERRORS),
+    responses=problem_responses(*AUTH_ERRORS),
 )
 async def get_member_code(
     request: Request, response: Response, principal: CurrentPrincipal
@@ -290,7 +288,7 @@ async def get_member_code(
     summary="Hand out a reserved reward against its pickup code or QR",
     response_model=schemas.RedemptionOut,
     responses=problem_responses(
-        *_AUTH_ERRORS, RateLimited, RedemptionNotFound, RedemptionNotPending, OwnRedemption
+        *AUTH_ERRORS, RateLimited, RedemptionNotFound, RedemptionNotPending, OwnRedemption
     ),
 )
 async def fulfil_redemption(
@@ -328,7 +326,7 @@ async def fulfil_redemption(
     response_model=schemas.RedemptionOut,
     responses=replayable(
         (
-            *_AUTH_ERRORS,
+            *AUTH_ERRORS,
             RateLimited,
             *_KEY_ERRORS,
             MemberCodeInvalid,
@@ -389,7 +387,7 @@ class CsvResponse(Response):
                 }
             },
         },
-        **problem_responses(*_AUTH_ERRORS, ServiceCenterNotFound, ExportPeriodInvalid),
+        **problem_responses(*AUTH_ERRORS, ServiceCenterNotFound, ExportPeriodInvalid),
     },
 )
 async def export_center_redemptions(
@@ -432,7 +430,7 @@ def _days_before(moment: Any, days: int) -> Any:
 
 # --- administration ------------------------------------------------------------------------
 
-_ADMIN_ERRORS = (*_AUTH_ERRORS, CatalogAdminOnly)
+_ADMIN_ERRORS = (*AUTH_ERRORS, CatalogAdminOnly)
 
 
 @router.get(

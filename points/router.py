@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.auth.principal import CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.core.database import SessionDep
-from backend.core.errors import Unauthenticated, problem_responses
+from backend.core.errors import problem_responses
 from backend.core.pagination import (
     CursorInvalid,
     CursorParam,
@@ -15,13 +15,10 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
-from backend.core.security import TokenExpired, TokenInvalid
 from points import schemas, service
 from points.errors import EarningRuleDuplicate, EarningRulesAdminOnly
 
 router = APIRouter()
-
-_AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
 
 
 @router.get(
@@ -30,7 +27,7 @@ _AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
     summary="My points: available, held and expiring soon",
     tags=["points"],
     response_model=schemas.BalanceOut,
-    responses=problem_responses(*_AUTH_ERRORS),
+    responses=problem_responses(*AUTH_ERRORS),
 )
 async def get_points_balance(
     session: SessionDep, principal: CurrentPrincipal
@@ -52,7 +49,7 @@ async def get_points_balance(
     summary="My points statement, newest first",
     tags=["points"],
     response_model=Page[schemas.EntryOut],
-    responses=problem_responses(*_AUTH_ERRORS, CursorInvalid),
+    responses=problem_responses(*AUTH_ERRORS, CursorInvalid),
 )
 async def list_points_entries(
     session: SessionDep,
@@ -92,7 +89,7 @@ async def list_points_entries(
     summary="List the earning rules",
     tags=["admin"],
     response_model=list[schemas.EarningRuleOut],
-    responses=problem_responses(*_AUTH_ERRORS, EarningRulesAdminOnly),
+    responses=problem_responses(*AUTH_ERRORS, EarningRulesAdminOnly),
 )
 async def list_earning_rules(
     session: SessionDep, principal: CurrentPrincipal
@@ -110,7 +107,7 @@ async def list_earning_rules(
     summary="Set the earning rules",
     tags=["admin"],
     response_model=list[schemas.EarningRuleOut],
-    responses=problem_responses(*_AUTH_ERRORS, EarningRulesAdminOnly, EarningRuleDuplicate),
+    responses=problem_responses(*AUTH_ERRORS, EarningRulesAdminOnly, EarningRuleDuplicate),
 )
 async def replace_earning_rules(
     body: schemas.EarningRulesIn, session: SessionDep, principal: CurrentPrincipal

@@ -11,12 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import AwareDatetime
 
-from backend.auth.principal import CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.core.database import SessionDep
-from backend.core.errors import Forbidden, Unauthenticated, problem_responses
+from backend.core.errors import Forbidden, problem_responses
 from backend.core.idempotency import KEY_ERRORS, created_or_replayed, replayable
 from backend.core.pagination import CursorInvalid, CursorParam, LimitParam, Page, decode_cursor
-from backend.core.security import TokenExpired, TokenInvalid
 from backend.regions.coords import CoordSystem
 from backend.regions.errors import RegionNotFound
 from backend.regions.schemas import CODE_PATTERN
@@ -54,8 +53,7 @@ from volunteers.models import ActivityState, EnrolmentState
 
 router = APIRouter()
 
-_AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
-_MANAGE_ERRORS = (*_AUTH_ERRORS, ActivityManagersOnly, ActivityNotFound)
+_MANAGE_ERRORS = (*AUTH_ERRORS, ActivityManagersOnly, ActivityNotFound)
 _SHAPE_ERRORS = (
     RegionNotFound,
     OrganiserOutsideScope,
@@ -91,7 +89,7 @@ def _cancel_hours(request: Request) -> float:
     response_model=schemas.StaffActivityOut,
     responses=replayable(
         (
-            *_AUTH_ERRORS,
+            *AUTH_ERRORS,
             *KEY_ERRORS,
             ActivityManagersOnly,
             ActivityIdempotencyConflict,
@@ -126,7 +124,7 @@ async def create_activity(
     tags=["staff"],
     summary="Activities organised in my regions",
     response_model=Page[schemas.StaffActivityItem],
-    responses=problem_responses(*_AUTH_ERRORS, Forbidden, CursorInvalid, PeriodInvalid),
+    responses=problem_responses(*AUTH_ERRORS, Forbidden, CursorInvalid, PeriodInvalid),
 )
 async def list_staff_activities(
     session: SessionDep,
@@ -160,7 +158,7 @@ async def list_staff_activities(
     tags=["staff"],
     summary="An activity with its enrolment and attendance counts",
     response_model=schemas.StaffActivityOut,
-    responses=problem_responses(*_AUTH_ERRORS, Forbidden, ActivityNotFound),
+    responses=problem_responses(*AUTH_ERRORS, Forbidden, ActivityNotFound),
 )
 async def get_staff_activity(
     activity_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -265,7 +263,7 @@ async def finish_activity(
     tags=["staff"],
     summary="An activity's roster: who holds a place, who waits",
     response_model=Page[schemas.StaffEnrolmentOut],
-    responses=problem_responses(*_AUTH_ERRORS, Forbidden, ActivityNotFound, CursorInvalid),
+    responses=problem_responses(*AUTH_ERRORS, Forbidden, ActivityNotFound, CursorInvalid),
 )
 async def list_activity_enrolments(
     activity_id: uuid.UUID,
@@ -297,7 +295,7 @@ async def list_activity_enrolments(
     tags=["activities"],
     summary="Activities near me, or in a community, with the places left",
     response_model=Page[schemas.ActivityItem],
-    responses=problem_responses(*_AUTH_ERRORS, PlaceRequired, RegionNotFound, CursorInvalid),
+    responses=problem_responses(*AUTH_ERRORS, PlaceRequired, RegionNotFound, CursorInvalid),
 )
 async def list_activities(
     session: SessionDep,
@@ -356,7 +354,7 @@ async def list_activities(
     tags=["activities"],
     summary="An activity: where, when, the check-in area and the places left",
     response_model=schemas.ActivityOut,
-    responses=problem_responses(*_AUTH_ERRORS, ActivityNotFound),
+    responses=problem_responses(*AUTH_ERRORS, ActivityNotFound),
 )
 async def get_activity(
     activity_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -376,7 +374,7 @@ async def get_activity(
     response_model=schemas.EnrolmentOut,
     responses=replayable(
         (
-            *_AUTH_ERRORS,
+            *AUTH_ERRORS,
             NotSignedUp,
             VolunteerNotApproved,
             ActivityNotFound,
@@ -408,7 +406,7 @@ async def enrol_in_activity(
     summary="Cancel my enrolment; the first in the queue gets the place",
     response_model=schemas.EnrolmentOut,
     responses=problem_responses(
-        *_AUTH_ERRORS, EnrolmentNotFound, TooLateToCancel, EnrolmentNotCancellable
+        *AUTH_ERRORS, EnrolmentNotFound, TooLateToCancel, EnrolmentNotCancellable
     ),
 )
 async def cancel_enrolment(
@@ -434,7 +432,7 @@ async def cancel_enrolment(
     tags=["activities"],
     summary="My enrolments, newest first",
     response_model=Page[schemas.EnrolmentOut],
-    responses=problem_responses(*_AUTH_ERRORS, NotSignedUp, CursorInvalid),
+    responses=problem_responses(*AUTH_ERRORS, NotSignedUp, CursorInvalid),
 )
 async def list_my_enrolments(
     session: SessionDep,

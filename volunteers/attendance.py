@@ -585,9 +585,8 @@ async def check_out(
     attendance.updated_at = at
     if attendance.flags:
         attendance.state = AttendanceState.review
-        await session.flush()
-    else:
-        await session.flush()
+    await session.flush()
+    if not attendance.flags:
         await pay_out(session, attendance, activity, volunteer, minutes=minutes, at=at)
     return Outcome(attendance, activity, organiser)
 

@@ -11,9 +11,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from backend.auth.principal import CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.core.database import SessionDep
-from backend.core.errors import Unauthenticated, problem_responses
+from backend.core.errors import problem_responses
 from backend.core.i18n import Language, negotiate
 from backend.core.pagination import (
     CursorInvalid,
@@ -24,7 +24,6 @@ from backend.core.pagination import (
     decode_cursor,
 )
 from backend.core.ratelimit import RateLimit, RateLimited
-from backend.core.security import TokenExpired, TokenInvalid
 from volunteers import attendance as rules
 from volunteers import attendance_schemas as schemas
 from volunteers.codes import STEP_SECONDS
@@ -61,8 +60,7 @@ from volunteers.views import activity_brief
 
 router = APIRouter()
 
-_AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
-_VOLUNTEER_ERRORS = (*_AUTH_ERRORS, NotSignedUp, VolunteerNotApproved, ActivityNotFound)
+_VOLUNTEER_ERRORS = (*AUTH_ERRORS, NotSignedUp, VolunteerNotApproved, ActivityNotFound)
 _CODE_ERRORS = (CodeUnreadable, CodeExpired, CodeWrong)
 # A wrong code is cheap to try: a few attempts a minute are plenty for a real scan.
 _SCAN_LIMIT = ("attendance_scan", "30/minute")
@@ -97,7 +95,7 @@ def _location(body: schemas.ScanIn) -> rules.Location:
     tags=["staff"],
     summary="The rotating check-in code to show on site",
     response_model=schemas.CheckinCodeOut,
-    responses=problem_responses(*_AUTH_ERRORS, ActivityNotFound, ActivityNotPublished, CodeClosed),
+    responses=problem_responses(*AUTH_ERRORS, ActivityNotFound, ActivityNotPublished, CodeClosed),
 )
 async def get_checkin_code(
     activity_id: uuid.UUID,
@@ -284,7 +282,7 @@ async def upload_track(
     tags=["attendance"],
     summary="My attendance at an activity",
     response_model=schemas.AttendanceOut,
-    responses=problem_responses(*_AUTH_ERRORS, NotSignedUp, ActivityNotFound, AttendanceNotFound),
+    responses=problem_responses(*AUTH_ERRORS, NotSignedUp, ActivityNotFound, AttendanceNotFound),
 )
 async def get_my_attendance(
     activity_id: uuid.UUID,
@@ -309,7 +307,7 @@ async def get_my_attendance(
     tags=["staff"],
     summary="Attendance waiting for review (or in another state)",
     response_model=Page[schemas.StaffAttendanceOut],
-    responses=problem_responses(*_AUTH_ERRORS, CursorInvalid),
+    responses=problem_responses(*AUTH_ERRORS, CursorInvalid),
 )
 async def list_attendance(
     request: Request,
@@ -345,7 +343,7 @@ async def list_attendance(
     tags=["staff"],
     summary="One attendance with its track, for review",
     response_model=schemas.StaffAttendanceDetail,
-    responses=problem_responses(*_AUTH_ERRORS, AttendanceNotFound),
+    responses=problem_responses(*AUTH_ERRORS, AttendanceNotFound),
 )
 async def get_attendance(
     attendance_id: uuid.UUID,
@@ -368,7 +366,7 @@ async def get_attendance(
     summary="Approve an attendance: credit the hours and pay the points",
     response_model=schemas.StaffAttendanceOut,
     responses=problem_responses(
-        *_AUTH_ERRORS, AttendanceNotFound, OwnAttendance, IllegalTransition, MinutesOutsideWindow
+        *AUTH_ERRORS, AttendanceNotFound, OwnAttendance, IllegalTransition, MinutesOutsideWindow
     ),
 )
 async def approve_attendance(
@@ -402,9 +400,7 @@ async def approve_attendance(
     tags=["staff"],
     summary="Reject an attendance: no hours, no points",
     response_model=schemas.StaffAttendanceOut,
-    responses=problem_responses(
-        *_AUTH_ERRORS, AttendanceNotFound, OwnAttendance, IllegalTransition
-    ),
+    responses=problem_responses(*AUTH_ERRORS, AttendanceNotFound, OwnAttendance, IllegalTransition),
 )
 async def reject_attendance(
     attendance_id: uuid.UUID,

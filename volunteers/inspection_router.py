@@ -10,9 +10,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response, status
 
-from backend.auth.principal import CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.core.database import SessionDep
-from backend.core.errors import Unauthenticated, problem_responses
+from backend.core.errors import problem_responses
 from backend.core.idempotency import KEY_ERRORS, created_or_replayed, replayable
 from backend.core.pagination import (
     CursorInvalid,
@@ -23,7 +23,6 @@ from backend.core.pagination import (
     decode_cursor,
 )
 from backend.core.ratelimit import RateLimit, RateLimited
-from backend.core.security import TokenExpired, TokenInvalid
 from backend.storage.errors import CLAIM_ERRORS
 from volunteers import inspection_schemas as schemas
 from volunteers import inspections as rules
@@ -41,9 +40,8 @@ from volunteers.errors_inspections import (
 
 router = APIRouter()
 
-_AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
 _FILE_ERRORS = (
-    *_AUTH_ERRORS,
+    *AUTH_ERRORS,
     RateLimited,
     *KEY_ERRORS,
     IdempotencyConflict,
@@ -83,7 +81,7 @@ def _filing_responses() -> dict[int | str, dict[str, Any]]:
     tags=["activities"],
     summary="The checklist of an inspection activity",
     response_model=schemas.ChecklistOut,
-    responses=problem_responses(*_AUTH_ERRORS, ActivityNotFound, NotAnInspection),
+    responses=problem_responses(*AUTH_ERRORS, ActivityNotFound, NotAnInspection),
 )
 async def get_inspection_checklist(
     activity_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -144,7 +142,7 @@ async def file_inspection(
     tags=["activities"],
     summary="My inspections at an activity",
     response_model=Page[schemas.InspectionOut],
-    responses=problem_responses(*_AUTH_ERRORS, ActivityNotFound, NotSignedUp, CursorInvalid),
+    responses=problem_responses(*AUTH_ERRORS, ActivityNotFound, NotSignedUp, CursorInvalid),
 )
 async def list_my_inspections(
     activity_id: uuid.UUID,
@@ -168,7 +166,7 @@ async def list_my_inspections(
     tags=["staff"],
     summary="Every inspection filed at an activity",
     response_model=Page[schemas.StaffInspectionOut],
-    responses=problem_responses(*_AUTH_ERRORS, ActivityNotFound, CursorInvalid),
+    responses=problem_responses(*AUTH_ERRORS, ActivityNotFound, CursorInvalid),
 )
 async def list_activity_inspections(
     activity_id: uuid.UUID,

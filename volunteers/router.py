@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from backend.auth.principal import CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.core.database import SessionDep
-from backend.core.errors import Forbidden, ShanzhiError, Unauthenticated, problem_responses
+from backend.core.errors import Forbidden, ShanzhiError, problem_responses
 from backend.core.pagination import (
     CursorInvalid,
     CursorParam,
@@ -19,7 +19,6 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
-from backend.core.security import TokenExpired, TokenInvalid
 from backend.regions.schemas import CODE_PATTERN
 from volunteers import schemas, service
 from volunteers.errors import (
@@ -46,10 +45,9 @@ from volunteers.models import VolunteerState
 
 router = APIRouter()
 
-_AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
-_STAFF_ERRORS = (*_AUTH_ERRORS, Forbidden)
-_REVIEW_ERRORS = (*_AUTH_ERRORS, VolunteerNotFound, ReviewNotAllowed)
-_TEAM_ERRORS = (*_AUTH_ERRORS, TeamNotFound, TeamManageNotAllowed)
+_STAFF_ERRORS = (*AUTH_ERRORS, Forbidden)
+_REVIEW_ERRORS = (*AUTH_ERRORS, VolunteerNotFound, ReviewNotAllowed)
+_TEAM_ERRORS = (*AUTH_ERRORS, TeamNotFound, TeamManageNotAllowed)
 
 RegionQuery = Annotated[
     str | None,
@@ -92,7 +90,7 @@ def _created_or_replayed(
     responses=_created_or_replayed(
         schemas.VolunteerProfile,
         "registration",
-        *_AUTH_ERRORS,
+        *AUTH_ERRORS,
         PhoneRequired,
         CommunityInvalid,
         AlreadyApproved,
@@ -126,7 +124,7 @@ async def sign_up_volunteer(
     summary="My volunteer registration, teams, hours and points",
     tags=["volunteers"],
     response_model=schemas.VolunteerProfile,
-    responses=problem_responses(*_AUTH_ERRORS, NotSignedUp),
+    responses=problem_responses(*AUTH_ERRORS, NotSignedUp),
 )
 async def get_my_volunteer_profile(
     session: SessionDep, principal: CurrentPrincipal
@@ -143,7 +141,7 @@ async def get_my_volunteer_profile(
     summary="My verified service, newest first",
     tags=["volunteers"],
     response_model=Page[schemas.ServiceRecord],
-    responses=problem_responses(*_AUTH_ERRORS, NotSignedUp, CursorInvalid),
+    responses=problem_responses(*AUTH_ERRORS, NotSignedUp, CursorInvalid),
 )
 async def list_my_service_records(
     session: SessionDep,
@@ -167,7 +165,7 @@ async def list_my_service_records(
     summary="Service hours leaderboard of a community for a month",
     tags=["volunteers"],
     response_model=schemas.Leaderboard,
-    responses=problem_responses(*_AUTH_ERRORS, CommunityNotFound, LeaderboardCommunityRequired),
+    responses=problem_responses(*AUTH_ERRORS, CommunityNotFound, LeaderboardCommunityRequired),
 )
 async def get_volunteer_leaderboard(
     session: SessionDep,
@@ -228,7 +226,7 @@ async def list_staff_volunteers(
     summary="Read a volunteer of my communities",
     tags=["staff"],
     response_model=schemas.StaffVolunteerDetail,
-    responses=problem_responses(*_AUTH_ERRORS, VolunteerNotFound),
+    responses=problem_responses(*AUTH_ERRORS, VolunteerNotFound),
 )
 async def get_staff_volunteer(
     volunteer_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -363,7 +361,7 @@ async def export_service_record(
     responses=_created_or_replayed(
         schemas.TeamDetail,
         "team",
-        *_AUTH_ERRORS,
+        *AUTH_ERRORS,
         TeamManageNotAllowed,
         TeamCommunityInvalid,
         VolunteerNotFound,
@@ -416,7 +414,7 @@ async def list_teams(
     summary="Read a team with its members",
     tags=["staff"],
     response_model=schemas.TeamDetail,
-    responses=problem_responses(*_AUTH_ERRORS, TeamNotFound),
+    responses=problem_responses(*AUTH_ERRORS, TeamNotFound),
 )
 async def get_team(
     team_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal

@@ -19,7 +19,7 @@ from backend.auth.models import Role, RoleGrant, User
 from backend.core.clock import now
 from backend.core.database import SessionDep
 from backend.core.errors import Forbidden, Unauthenticated
-from backend.core.security import TokenInvalid, read_access_token
+from backend.core.security import TokenExpired, TokenInvalid, read_access_token
 
 # An admin on a region may do whatever any staff role may do there.
 ROLE_IMPLIED_BY_ADMIN = True
@@ -114,3 +114,5 @@ async def _current_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
+# What an endpoint taking `CurrentPrincipal` may answer before it runs (for `responses=`).
+AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)

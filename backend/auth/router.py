@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from backend.auth import errors, service
-from backend.auth.principal import CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.auth.schemas import (
     Me,
     PhoneBinding,
@@ -21,7 +21,7 @@ from backend.auth.schemas import (
 )
 from backend.core.clock import now
 from backend.core.database import SessionDep
-from backend.core.errors import Forbidden, Unauthenticated, problem_responses
+from backend.core.errors import Forbidden, problem_responses
 from backend.core.pagination import (
     CursorInvalid,
     CursorParam,
@@ -30,7 +30,6 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
-from backend.core.security import TokenExpired, TokenInvalid
 from backend.regions.errors import RegionNotFound
 from backend.wechat import errors as wechat_errors
 
@@ -46,7 +45,6 @@ WECHAT_ERRORS = (
     wechat_errors.WechatTokenInvalid,
     wechat_errors.WechatError,
 )
-TOKEN_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
 
 
 async def _me(session: SessionDep, user_id: uuid.UUID) -> Me:
@@ -121,7 +119,7 @@ async def logout(body: RefreshRequest, session: SessionDep) -> Response:
     "/me",
     operation_id="get_me",
     response_model=Me,
-    responses=problem_responses(*TOKEN_ERRORS),
+    responses=problem_responses(*AUTH_ERRORS),
 )
 async def get_me(principal: CurrentPrincipal, session: SessionDep) -> Me:
     """The caller's profile: masked phone and the roles they hold on regions."""
@@ -132,7 +130,7 @@ async def get_me(principal: CurrentPrincipal, session: SessionDep) -> Me:
     "/me/phone",
     operation_id="bind_phone",
     response_model=Me,
-    responses=problem_responses(*TOKEN_ERRORS, *WECHAT_ERRORS),
+    responses=problem_responses(*AUTH_ERRORS, *WECHAT_ERRORS),
 )
 async def bind_phone(
     body: PhoneBinding, principal: CurrentPrincipal, request: Request, session: SessionDep
@@ -166,7 +164,7 @@ def _grant_out(grant: service.RoleGrant, user: service.User) -> RoleGrantOut:
     status_code=status.HTTP_201_CREATED,
     response_model=RoleGrantOut,
     responses=problem_responses(
-        *TOKEN_ERRORS,
+        *AUTH_ERRORS,
         RegionNotFound,
         errors.UserNotFound,
         errors.GrantDuplicate,
@@ -193,7 +191,7 @@ async def grant_role(
     operation_id="list_role_grants",
     tags=["admin"],
     response_model=Page[RoleGrantOut],
-    responses=problem_responses(*TOKEN_ERRORS, RegionNotFound, CursorInvalid),
+    responses=problem_responses(*AUTH_ERRORS, RegionNotFound, CursorInvalid),
 )
 async def list_role_grants(
     principal: CurrentPrincipal,
@@ -217,7 +215,7 @@ async def list_role_grants(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=problem_responses(
-        *TOKEN_ERRORS, errors.GrantNotFound, errors.AdminGrantTooHigh, Forbidden
+        *AUTH_ERRORS, errors.GrantNotFound, errors.AdminGrantTooHigh, Forbidden
     ),
 )
 async def revoke_role(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from backend.auth.principal import CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.cases import schemas, service
 from backend.cases.errors import (
     AlreadyRated,
@@ -28,7 +28,7 @@ from backend.cases.errors import (
 )
 from backend.cases.models import CaseKind, CaseState
 from backend.core.database import SessionDep
-from backend.core.errors import Unauthenticated, problem_responses
+from backend.core.errors import problem_responses
 from backend.core.idempotency import KEY_ERRORS, created_or_replayed, replayable
 from backend.core.pagination import (
     CursorInvalid,
@@ -39,16 +39,14 @@ from backend.core.pagination import (
     decode_cursor,
 )
 from backend.core.ratelimit import RateLimit, RateLimited
-from backend.core.security import TokenExpired, TokenInvalid
 from backend.storage.errors import CLAIM_ERRORS
 from backend.storage.service import ObjectStore
 
 router = APIRouter(tags=["cases"])
 admin_router = APIRouter(prefix="/admin/categories", tags=["admin"])
 
-_AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
 _SUBMIT_ERRORS = (
-    *_AUTH_ERRORS,
+    *AUTH_ERRORS,
     RateLimited,
     *KEY_ERRORS,
     IdempotencyConflict,
@@ -154,7 +152,7 @@ async def submit_complaint(
     operation_id="list_my_cases",
     summary="List my reports and complaints",
     response_model=Page[schemas.CaseListItem],
-    responses=problem_responses(*_AUTH_ERRORS, CursorInvalid),
+    responses=problem_responses(*AUTH_ERRORS, CursorInvalid),
 )
 async def list_my_cases(
     session: SessionDep,
@@ -176,7 +174,7 @@ async def list_my_cases(
     operation_id="get_case",
     summary="Read a case with its timeline and attachments",
     response_model=schemas.CaseOut,
-    responses=problem_responses(*_AUTH_ERRORS, CaseNotFound),
+    responses=problem_responses(*AUTH_ERRORS, CaseNotFound),
 )
 async def get_case(
     case_id: uuid.UUID, request: Request, session: SessionDep, principal: CurrentPrincipal
@@ -196,7 +194,7 @@ async def get_case(
     operation_id="support_case",
     summary="Add my +1 to an open case",
     response_model=schemas.SupportOut,
-    responses=problem_responses(*_AUTH_ERRORS, CaseNotFound, CannotSupportOwnCase, CaseNotOpen),
+    responses=problem_responses(*AUTH_ERRORS, CaseNotFound, CannotSupportOwnCase, CaseNotOpen),
 )
 async def support_case(
     case_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -214,7 +212,7 @@ async def support_case(
     summary="Rate a resolved case, which closes it",
     response_model=schemas.CaseOut,
     responses=problem_responses(
-        *_AUTH_ERRORS,
+        *AUTH_ERRORS,
         CaseNotFound,
         NotReporter,
         CaseTransitionNotAllowed,
@@ -244,7 +242,7 @@ async def rate_case(
     summary="Reopen a resolved or closed case",
     response_model=schemas.CaseOut,
     responses=problem_responses(
-        *_AUTH_ERRORS,
+        *AUTH_ERRORS,
         CaseNotFound,
         NotReporter,
         CaseTransitionNotAllowed,
@@ -296,7 +294,7 @@ async def list_categories(
     operation_id="list_all_categories",
     summary="List every category, inactive ones included",
     response_model=list[schemas.CategoryOut],
-    responses=problem_responses(*_AUTH_ERRORS, CatalogueAdminOnly),
+    responses=problem_responses(*AUTH_ERRORS, CatalogueAdminOnly),
 )
 async def list_all_categories(
     session: SessionDep,
@@ -316,7 +314,7 @@ async def list_all_categories(
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.CategoryOut,
     responses=problem_responses(
-        *_AUTH_ERRORS, CatalogueAdminOnly, CategoryDuplicate, CategorySlaInvalid
+        *AUTH_ERRORS, CatalogueAdminOnly, CategoryDuplicate, CategorySlaInvalid
     ),
 )
 async def create_category(
@@ -332,7 +330,7 @@ async def create_category(
     summary="Change a category",
     response_model=schemas.CategoryOut,
     responses=problem_responses(
-        *_AUTH_ERRORS, CatalogueAdminOnly, CategoryNotFound, CategorySlaInvalid
+        *AUTH_ERRORS, CatalogueAdminOnly, CategoryNotFound, CategorySlaInvalid
     ),
 )
 async def update_category(

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import AwareDatetime
 
-from backend.auth.principal import CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.cases import errors, schemas, service, workbench
 from backend.cases.models import CaseKind, CaseState
 from backend.cases.staff_schemas import (
@@ -21,11 +21,10 @@ from backend.cases.staff_schemas import (
 )
 from backend.core.clock import now
 from backend.core.database import SessionDep
-from backend.core.errors import Forbidden, Unauthenticated, problem_responses
+from backend.core.errors import Forbidden, problem_responses
 from backend.core.idempotency import KEY_ERRORS, REPLAY_HEADER, replayable
 from backend.core.pagination import CursorInvalid, CursorParam, LimitParam, Page
 from backend.core.ratelimit import RateLimit, RateLimited
-from backend.core.security import TokenExpired, TokenInvalid
 from backend.regions.errors import RegionNotFound
 from backend.regions.schemas import CODE_PATTERN
 from backend.storage.errors import CLAIM_ERRORS
@@ -33,7 +32,7 @@ from backend.storage.service import ObjectStore
 
 router = APIRouter(prefix="/staff", tags=["staff"])
 
-_AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid, Forbidden)
+_AUTH_ERRORS = (*AUTH_ERRORS, Forbidden)
 RegionQuery = Annotated[
     str | None,
     Query(

@@ -10,10 +10,10 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from backend.auth.principal import CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.cases.errors import CaseChangedMeanwhile, CaseTransitionNotAllowed
 from backend.core.database import SessionDep
-from backend.core.errors import ShanzhiError, Unauthenticated, problem_responses
+from backend.core.errors import ShanzhiError, problem_responses
 from backend.core.idempotency import created_or_replayed, replayable
 from backend.core.pagination import (
     CursorInvalid,
@@ -23,7 +23,6 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
-from backend.core.security import TokenExpired, TokenInvalid
 from backend.mediation import proceedings as rules
 from backend.mediation import proceedings_schemas as schemas
 from backend.mediation.errors import MediationEnded, MediationNotFound
@@ -46,8 +45,7 @@ from backend.mediation.errors_proceedings import (
 
 router = APIRouter(tags=["mediation"])
 
-_AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
-_READ_ERRORS = (*_AUTH_ERRORS, MediationNotFound)
+_READ_ERRORS = (*AUTH_ERRORS, MediationNotFound)
 # Steps that write the case's timeline may meet a concurrent change of the case.
 _CASE_ERRORS = (CaseTransitionNotAllowed, CaseChangedMeanwhile)
 _MEDIATOR_ERRORS = (*_READ_ERRORS, MediatorOnly, MediationEnded, MediationNotUnderway)

@@ -10,10 +10,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
-from backend.auth.principal import CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.cases.errors import CaseChangedMeanwhile, IdempotencyConflict, OutsideServiceArea
 from backend.core.database import SessionDep
-from backend.core.errors import Unauthenticated, problem_responses
+from backend.core.errors import problem_responses
 from backend.core.i18n import negotiate
 from backend.core.idempotency import KEY_ERRORS, created_or_replayed, replayable
 from backend.core.pagination import (
@@ -25,7 +25,7 @@ from backend.core.pagination import (
     decode_cursor,
 )
 from backend.core.ratelimit import RateLimit, RateLimited
-from backend.core.security import PersonalData, TokenExpired, TokenInvalid
+from backend.core.security import PersonalData
 from backend.mediation import schemas, service
 from backend.mediation.errors import (
     AlreadyParty,
@@ -51,9 +51,8 @@ from backend.storage.service import ObjectStore
 
 router = APIRouter(tags=["mediation"])
 
-_AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
 _REQUEST_ERRORS = (
-    *_AUTH_ERRORS,
+    *AUTH_ERRORS,
     RateLimited,
     *KEY_ERRORS,
     IdempotencyConflict,
@@ -66,7 +65,7 @@ _REQUEST_ERRORS = (
     *CLAIM_ERRORS,
 )
 _ANSWER_ERRORS = (
-    *_AUTH_ERRORS,
+    *AUTH_ERRORS,
     RateLimited,
     InvitationNotFound,
     OwnInvitation,
@@ -166,7 +165,7 @@ async def request_mediation(
     operation_id="list_my_mediations",
     summary="List my mediations",
     response_model=Page[schemas.MediationListItem],
-    responses=problem_responses(*_AUTH_ERRORS, CursorInvalid),
+    responses=problem_responses(*AUTH_ERRORS, CursorInvalid),
 )
 async def list_my_mediations(
     session: SessionDep,
@@ -191,7 +190,7 @@ async def list_my_mediations(
     operation_id="get_mediation",
     summary="Read a mediation as I may see it",
     response_model=schemas.MediationOut,
-    responses=problem_responses(*_AUTH_ERRORS, MediationNotFound),
+    responses=problem_responses(*AUTH_ERRORS, MediationNotFound),
 )
 async def get_mediation(
     mediation_id: uuid.UUID, request: Request, session: SessionDep, principal: CurrentPrincipal
@@ -211,7 +210,7 @@ async def get_mediation(
     summary="Withdraw my mediation request",
     response_model=schemas.MediationOut,
     responses=problem_responses(
-        *_AUTH_ERRORS, MediationNotFound, ApplicantOnly, MediationEnded, CaseChangedMeanwhile
+        *AUTH_ERRORS, MediationNotFound, ApplicantOnly, MediationEnded, CaseChangedMeanwhile
     ),
 )
 async def withdraw_mediation(
@@ -237,7 +236,7 @@ async def withdraw_mediation(
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.InvitationIssued,
     responses=problem_responses(
-        *_AUTH_ERRORS,
+        *AUTH_ERRORS,
         MediationNotFound,
         ApplicantOnly,
         PartyNotFound,
@@ -268,7 +267,7 @@ async def reissue_invitation(
     summary="Read the mediation I am invited to",
     response_model=schemas.InvitationOut,
     responses=problem_responses(
-        *_AUTH_ERRORS, RateLimited, InvitationNotFound, OwnInvitation, InvitationUsed
+        *AUTH_ERRORS, RateLimited, InvitationNotFound, OwnInvitation, InvitationUsed
     ),
 )
 async def get_mediation_invitation(

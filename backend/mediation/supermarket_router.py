@@ -11,10 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from backend.auth.errors import UserNotFound
-from backend.auth.principal import CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.cases.errors import CaseChangedMeanwhile
 from backend.core.database import SessionDep
-from backend.core.errors import Unauthenticated, problem_responses
+from backend.core.errors import problem_responses
 from backend.core.idempotency import created_or_replayed, replayable
 from backend.core.pagination import (
     CursorInvalid,
@@ -24,7 +24,6 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
-from backend.core.security import TokenExpired, TokenInvalid
 from backend.mediation import supermarket as rules
 from backend.mediation import supermarket_schemas as schemas
 from backend.mediation.errors import MediationNotFound, MediatorNotFound, StudioNotFound
@@ -50,8 +49,7 @@ from backend.regions.schemas import CODE_PATTERN
 
 router = APIRouter()
 
-_AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
-_ADMIN_ERRORS = (*_AUTH_ERRORS, SupermarketAdminsOnly)
+_ADMIN_ERRORS = (*AUTH_ERRORS, SupermarketAdminsOnly)
 StatesQuery = Annotated[
     list[MediationState] | None, Query(description="Only these states (repeat the parameter).")
 ]
@@ -242,7 +240,7 @@ async def update_mediator(
     tags=["mediation"],
     summary="The mediation studios I may choose for a dispute here",
     response_model=schemas.FittingStudios,
-    responses=problem_responses(*_AUTH_ERRORS, OutsideGrids),
+    responses=problem_responses(*AUTH_ERRORS, OutsideGrids),
 )
 async def list_fitting_studios(
     request: Request,
@@ -269,7 +267,7 @@ async def list_fitting_studios(
     summary="Choose the studio for my mediation",
     response_model=schemas.StudioChoiceOut,
     responses=problem_responses(
-        *_AUTH_ERRORS,
+        *AUTH_ERRORS,
         MediationNotFound,
         ApplicantChoosesStudio,
         StudioNotFound,
@@ -305,7 +303,7 @@ async def choose_mediation_studio(
     tags=["staff"],
     summary="The mediations in the regions I supervise",
     response_model=Page[schemas.SupervisedMediation],
-    responses=problem_responses(*_AUTH_ERRORS, SupervisorsOnly, CursorInvalid),
+    responses=problem_responses(*AUTH_ERRORS, SupervisorsOnly, CursorInvalid),
 )
 async def list_supervised_mediations(
     session: SessionDep,
@@ -331,7 +329,7 @@ async def list_supervised_mediations(
     summary="Assign or reassign the mediator of a mediation",
     response_model=schemas.SupervisedMediation,
     responses=problem_responses(
-        *_AUTH_ERRORS,
+        *AUTH_ERRORS,
         MediationNotFound,
         MediatorNotFound,
         NotAssignable,
@@ -367,7 +365,7 @@ async def assign_mediation(
     tags=["mediation"],
     summary="The mediations assigned to me (mediators)",
     response_model=Page[schemas.MediatorCaseItem],
-    responses=problem_responses(*_AUTH_ERRORS, NotAMediator, CursorInvalid),
+    responses=problem_responses(*AUTH_ERRORS, NotAMediator, CursorInvalid),
 )
 async def list_my_mediation_cases(
     session: SessionDep,

@@ -6,10 +6,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 
-from backend.auth.principal import CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.core.database import SessionDep
-from backend.core.errors import Forbidden, Unauthenticated, problem_responses
-from backend.core.security import TokenExpired, TokenInvalid
+from backend.core.errors import Forbidden, problem_responses
 from backend.regions import schemas
 from backend.regions import service as regions_service
 from backend.regions.coords import CoordSystem
@@ -46,7 +45,7 @@ AdminCoord = Annotated[
     CoordSystem,
     Query(description="Coordinate system of the boundaries sent: `wgs84` or `gcj02`."),
 ]
-_AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid, Forbidden)
+_AUTH_ERRORS = (*AUTH_ERRORS, Forbidden)
 
 
 @router.get(

@@ -8,12 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, status
 
-from backend.auth.principal import CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.core.config import Settings
 from backend.core.database import SessionDep
-from backend.core.errors import Unauthenticated, problem_responses
+from backend.core.errors import problem_responses
 from backend.core.ratelimit import RateLimit, RateLimited
-from backend.core.security import TokenExpired, TokenInvalid
 from backend.storage import schemas
 from backend.storage import service as storage_service
 from backend.storage.errors import (
@@ -25,8 +24,6 @@ from backend.storage.errors import (
 from backend.storage.service import ObjectStore
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
-
-_TOKEN_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
 
 
 def _object_store(request: Request) -> ObjectStore:
@@ -49,7 +46,7 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
     summary="Get a presigned form to upload a photo or video",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.UploadTicket,
-    responses=problem_responses(*_TOKEN_ERRORS, RateLimited, UploadTypeNotAllowed, UploadTooLarge),
+    responses=problem_responses(*AUTH_ERRORS, RateLimited, UploadTypeNotAllowed, UploadTooLarge),
 )
 async def create_upload(
     body: schemas.UploadCreate,
@@ -90,7 +87,7 @@ async def create_upload(
     operation_id="get_upload",
     summary="Read one of my uploads",
     response_model=schemas.UploadOut,
-    responses=problem_responses(*_TOKEN_ERRORS, UploadNotFound, StorageUnavailable),
+    responses=problem_responses(*AUTH_ERRORS, UploadNotFound, StorageUnavailable),
 )
 async def get_upload(
     upload_id: Annotated[uuid.UUID, Path(description="The upload's id.")],
