@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from pydantic import AwareDatetime
 
-from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
 from backend.core.clock import now
 from backend.core.database import SessionDep
 from backend.core.errors import problem_responses
@@ -23,7 +23,7 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
-from backend.core.ratelimit import RateLimit, RateLimited
+from backend.core.ratelimit import RateLimited
 from backend.regions.coords import CoordSystem
 from backend.regions.errors import RegionNotFound
 from backend.storage.errors import CLAIM_ERRORS

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
 from backend.core.database import SessionDep
 from backend.core.errors import problem_responses
 from backend.core.i18n import Language, negotiate
@@ -23,7 +23,7 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
-from backend.core.ratelimit import RateLimit, RateLimited
+from backend.core.ratelimit import RateLimited
 from volunteers import attendance as rules
 from volunteers import attendance_schemas as schemas
 from volunteers.codes import STEP_SECONDS

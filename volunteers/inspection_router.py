@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response, status
 
-from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
 from backend.core.database import SessionDep
 from backend.core.errors import problem_responses
 from backend.core.idempotency import KEY_ERRORS, created_or_replayed, replayable
@@ -22,7 +22,7 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
-from backend.core.ratelimit import RateLimit, RateLimited
+from backend.core.ratelimit import RateLimited
 from backend.storage.errors import CLAIM_ERRORS
 from volunteers import inspection_schemas as schemas
 from volunteers import inspections as rules

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from backend.cases.models import CaseState
-from backend.cases.schemas import MAX_ATTACHMENTS, LocationIn, PointOut
+from backend.cases.schemas import MAX_ATTACHMENTS
+from backend.regions.schemas import LocationIn, PointOut
 from volunteers.models import ActivityType
 
 # Free text from a phone: trimmed, and without NUL, which PostgreSQL cannot store in text.

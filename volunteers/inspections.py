@@ -23,9 +23,10 @@ from sqlmodel import col
 from backend.auth.principal import Principal, region_scope
 from backend.cases import service as cases_service
 from backend.cases.models import Case, CaseKind, CaseState, Category, Channel
-from backend.cases.schemas import LocationIn, PointOut, ReportCreate
+from backend.cases.schemas import ReportCreate
 from backend.core.idempotency import check_idempotency_key, request_hash
 from backend.regions.coords import to_wgs84
+from backend.regions.schemas import LocationIn, PointOut
 from backend.regions.service import GridMap
 from backend.storage.service import ObjectStore
 from volunteers import inspection_schemas as schemas

@@ -13,8 +13,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from backend.cases.schemas import LocationIn, PointOut, RegionBrief
-from backend.regions.schemas import CODE_PATTERN
+from backend.regions.schemas import CODE_PATTERN, LocationIn, PointOut, RegionBrief
 from volunteers.models import ActivityState, ActivityType, VolunteerState
 
 __all__ = ["ActivityBrief", "LocationIn", "PhoneLocationIn", "PointOut", "RegionBrief"]

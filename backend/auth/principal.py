@@ -7,6 +7,7 @@ with `region_scope()`, so a record outside the caller's regions is never fetched
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -18,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth.models import Role, RoleGrant, User
 from backend.core.clock import now
 from backend.core.database import SessionDep
+from backend.core.deps import SettingsDep
 from backend.core.errors import Forbidden, Unauthenticated
+from backend.core.ratelimit import check_rate
 from backend.core.security import TokenExpired, TokenInvalid, read_access_token
 
 # An admin on a region may do whatever any staff role may do there.
@@ -100,13 +103,13 @@ _bearer = HTTPBearer(auto_error=False, description="Access token from /v1/auth/w
 
 
 async def _current_principal(
-    request: Request,
+    settings: SettingsDep,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
         raise Unauthenticated()
-    claims = read_access_token(credentials.credentials, request.app.state.settings, now())
+    claims = read_access_token(credentials.credentials, settings, now())
     principal = await load_principal(session, claims.user_id)
     if principal is None:
         raise TokenInvalid()
@@ -116,3 +119,16 @@ async def _current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
 # What an endpoint taking `CurrentPrincipal` may answer before it runs (for `responses=`).
 AUTH_ERRORS = (Unauthenticated, TokenExpired, TokenInvalid)
+
+
+def rate_limit(name: str, rule: str) -> Callable[..., Awaitable[None]]:
+    """A dependency allowing each user `rule` (e.g. "20/minute") calls of `name`."""
+
+    async def check(request: Request, principal: CurrentPrincipal) -> None:
+        await check_rate(request, name, rule, str(principal.user_id))
+
+    return check
+
+
+def RateLimit(name: str, rule: str) -> Any:
+    return Annotated[None, Depends(rate_limit(name, rule))]

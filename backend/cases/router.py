@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
 from backend.cases import schemas, service
 from backend.cases.errors import (
     AlreadyRated,
@@ -38,7 +38,7 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
-from backend.core.ratelimit import RateLimit, RateLimited
+from backend.core.ratelimit import RateLimited
 from backend.storage.errors import CLAIM_ERRORS
 from backend.storage.service import ObjectStore
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from backend.cases.models import CaseKind, CaseState, Channel, ComplaintTarget
-from backend.regions.coords import CoordSystem
+from backend.regions.schemas import LocationIn, PointOut, RegionBrief
 
 MAX_ATTACHMENTS = 9
 SUMMARY_CHARS = 40
@@ -99,14 +99,6 @@ class CategoryUpdate(BaseModel):
 # --- Submitting --------------------------------------------------------------------------
 
 
-class LocationIn(BaseModel):
-    lat: float = Field(ge=-90, le=90, allow_inf_nan=False, description="Latitude in degrees.")
-    lng: float = Field(ge=-180, le=180, allow_inf_nan=False, description="Longitude in degrees.")
-    coord: CoordSystem = Field(
-        description="`gcj02` (what wx.getLocation gives by default) or `wgs84`."
-    )
-
-
 class ReportCreate(BaseModel):
     """A one-click report (随手拍): what, where, and up to 9 photos or videos."""
 
@@ -174,18 +166,6 @@ class CategoryBrief(BaseModel):
     name_en: str
     handling_unit: str
     handling_unit_en: str
-
-
-class RegionBrief(BaseModel):
-    code: str
-    name: str
-    name_en: str | None = None
-
-
-class PointOut(BaseModel):
-    lat: float
-    lng: float
-    coord: Literal["wgs84"] = "wgs84"
 
 
 class PersonOut(BaseModel):

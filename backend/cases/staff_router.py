@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import AwareDatetime
 
-from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
 from backend.cases import errors, schemas, service, workbench
 from backend.cases.models import CaseKind, CaseState
 from backend.cases.staff_schemas import (
@@ -24,7 +24,7 @@ from backend.core.database import SessionDep
 from backend.core.errors import Forbidden, problem_responses
 from backend.core.idempotency import KEY_ERRORS, REPLAY_HEADER, replayable
 from backend.core.pagination import CursorInvalid, CursorParam, LimitParam, Page
-from backend.core.ratelimit import RateLimit, RateLimited
+from backend.core.ratelimit import RateLimited
 from backend.regions.errors import RegionNotFound
 from backend.regions.schemas import CODE_PATTERN
 from backend.storage.errors import CLAIM_ERRORS

@@ -10,8 +10,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from backend.cases.models import CaseKind, CaseState, Channel
-from backend.cases.schemas import ComplaintTargetIn, LocationIn, Text
+from backend.cases.schemas import ComplaintTargetIn, Text
 from backend.regions.models import RegionLevel
+from backend.regions.schemas import LocationIn
 
 _ID = "01937a2e-4b6c-7d8e-9f00-112233445566"
 _CATEGORY_EXAMPLE = {

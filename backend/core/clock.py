@@ -1,8 +1,12 @@
-"""The one source of "now", so tests can move time instead of sleeping."""
+"""The one source of "now", so tests can move time instead of sleeping, and China time."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+# Days, dates in messages and calendar periods follow China time, where the users live.
+LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 
 
 class Clock:

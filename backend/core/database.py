@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -63,6 +64,40 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def violated_constraint(error: IntegrityError) -> str | None:
+    """The name of the constraint a failed statement violated (asyncpg reports it)."""
+    cause = getattr(error.orig, "__cause__", None)
+    name = getattr(cause, "constraint_name", None) or getattr(error.orig, "constraint_name", None)
+    return name if isinstance(name, str) else None
+
+
+async def insert_unique(
+    session: AsyncSession,
+    *rows: object,
+    errors: Mapping[str, Callable[[], BaseException]] | None = None,
+    races: Collection[str] = (),
+) -> bool:
+    """Add `rows` (none: just the pending changes) and flush them inside a savepoint, so a
+    uniqueness the database enforces becomes an answer instead of a failed transaction.
+
+    A violation of a constraint named in `errors` raises what its factory makes; one named
+    in `races` returns False (a concurrent request got there first: the caller answers with
+    the winner's row). Any other violation propagates. True when everything was written.
+    """
+    try:
+        async with session.begin_nested():
+            session.add_all(rows)
+            await session.flush()
+    except IntegrityError as error:
+        constraint = violated_constraint(error)
+        if errors and constraint in errors:
+            raise errors[constraint]() from error
+        if constraint in races:
+            return False
+        raise
+    return True
 
 
 AfterCommit = Callable[[AsyncSession], Awaitable[None]]

@@ -10,6 +10,8 @@ from typing import Any
 
 from fastapi import Response, status
 from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.errors import ShanzhiError, problem_responses
 
@@ -52,6 +54,31 @@ def request_hash(kind: str, payload: dict[str, Any]) -> str:
         {"kind": kind, **payload}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --- finding the earlier request ----------------------------------------------------------
+
+
+async def earlier_request(
+    session: AsyncSession,
+    owner: Any,
+    owner_id: Any,
+    key: str,
+    digest: str,
+    conflict: type[ShanzhiError],
+) -> Any:
+    """The row an earlier request of `owner_id` made with this key (None if there is none).
+
+    `owner` is the column naming who sent it (e.g. `Case.submitted_by`); the table carries
+    `idempotency_key` and `request_hash`. The same key with another request is `conflict`.
+    """
+    model = owner.class_
+    earlier = (
+        await session.execute(select(model).where(owner == owner_id, model.idempotency_key == key))
+    ).scalar_one_or_none()
+    if earlier is not None and earlier.request_hash != digest:
+        raise conflict()
+    return earlier
 
 
 # --- answering a retry ---------------------------------------------------------------------

@@ -6,10 +6,11 @@ import base64
 import binascii
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel, Field
+from sqlalchemy import Select
 
 from backend.core.errors import ShanzhiError
 
@@ -62,3 +63,15 @@ def cut_page(
     Returns the rows to show and the cursor of the next page (None on the last page)."""
     shown = found[:limit]
     return shown, encode_cursor(key(shown[-1])) if len(found) > limit else None
+
+
+Q = TypeVar("Q", bound=Select[Any])
+
+
+def keyset(query: Q, key: Any, after: uuid.UUID | None, *, newest_first: bool = True) -> Q:
+    """Order `query` by its unique `key` column and start after the cursor's key: newest
+    first (time-ordered ids descending) unless `newest_first` is False."""
+    query = query.order_by(key.desc() if newest_first else key.asc())
+    if after is not None:
+        query = query.where(key < after if newest_first else key > after)
+    return query

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Request
 from limits import parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
-from backend.auth.principal import CurrentPrincipal
 from backend.core.errors import ShanzhiError
 
 
@@ -38,25 +36,16 @@ def create_limiter(redis_url: str | None) -> MovingWindowRateLimiter:
     return MovingWindowRateLimiter(storage)
 
 
-def rate_limit(name: str, rule: str) -> Callable[..., Awaitable[None]]:
-    """A dependency allowing each user `rule` (e.g. "20/minute") calls of `name`.
+async def check_rate(request: Request, name: str, rule: str, key: str) -> None:
+    """Count one call of `name` by `key` (e.g. a user id) against `rule` ("20/minute").
 
     The rule can be overridden per deployment with `settings.rate_limits[name]`.
     """
-
-    async def check(request: Request, principal: CurrentPrincipal) -> None:
-        limiter: MovingWindowRateLimiter = request.app.state.rate_limiter
-        configured: dict[str, str] = request.app.state.settings.rate_limits
-        item = parse(configured.get(name, rule))
-        key = str(principal.user_id)
-        if not await limiter.hit(item, name, key):
-            reset_at, _ = await limiter.get_window_stats(item, name, key)
-            # `limits` keeps wall-clock windows, so the wait is measured by the wall clock.
-            seconds = max(1, math.ceil(reset_at - time.time()))
-            raise RateLimited(seconds)
-
-    return check
-
-
-def RateLimit(name: str, rule: str) -> Any:
-    return Annotated[None, Depends(rate_limit(name, rule))]
+    limiter: MovingWindowRateLimiter = request.app.state.rate_limiter
+    configured: dict[str, str] = request.app.state.settings.rate_limits
+    item = parse(configured.get(name, rule))
+    if not await limiter.hit(item, name, key):
+        reset_at, _ = await limiter.get_window_stats(item, name, key)
+        # `limits` keeps wall-clock windows, so the wait is measured by the wall clock.
+        seconds = max(1, math.ceil(reset_at - time.time()))
+        raise RateLimited(seconds)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
-from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
 from backend.cases.errors import CaseChangedMeanwhile, IdempotencyConflict, OutsideServiceArea
 from backend.core.database import SessionDep
 from backend.core.errors import problem_responses
@@ -24,7 +24,7 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
-from backend.core.ratelimit import RateLimit, RateLimited
+from backend.core.ratelimit import RateLimited
 from backend.core.security import PersonalData
 from backend.mediation import schemas, service
 from backend.mediation.errors import (

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from backend.cases.schemas import AttachmentOut, LocationIn, RegionBrief
+from backend.cases.schemas import AttachmentOut
 from backend.mediation.auth import Viewer
 from backend.mediation.models import (
     Consent,
@@ -22,6 +22,7 @@ from backend.mediation.models import (
     PartyRole,
     Referral,
 )
+from backend.regions.schemas import LocationIn, RegionBrief
 
 MAX_RESPONDENTS = 5
 MAX_EVIDENCE = 9

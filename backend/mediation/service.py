@@ -27,7 +27,7 @@ from backend.cases import service as cases_service
 from backend.cases import workflow
 from backend.cases.errors import IdempotencyConflict, OutsideServiceArea
 from backend.cases.models import Case, CaseAttachment, CaseEvent, CaseKind, CaseState, Category
-from backend.cases.schemas import AttachmentOut, RegionBrief
+from backend.cases.schemas import AttachmentOut
 from backend.cases.workflow import Action, Actor
 from backend.core.clock import now
 from backend.core.i18n import Language
@@ -65,6 +65,7 @@ from backend.mediation.models import (
 from backend.mediation.routes import advice_for, route_out
 from backend.regions.coords import to_wgs84
 from backend.regions.models import Region
+from backend.regions.schemas import RegionBrief
 from backend.regions.service import GridMap
 from backend.storage import service as storage_service
 from backend.storage.models import Upload, UploadPurpose

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from backend.core.config import get_settings
-from backend.core.metadata import metadata
+from backend.models import metadata
 
 config = context.config
 

@@ -51,6 +51,29 @@ _POLYGON_EXAMPLE = {
 }
 
 
+# --- shared by every domain that takes or shows a place ---------------------------------
+
+
+class LocationIn(BaseModel):
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False, description="Latitude in degrees.")
+    lng: float = Field(ge=-180, le=180, allow_inf_nan=False, description="Longitude in degrees.")
+    coord: CoordSystem = Field(
+        description="`gcj02` (what wx.getLocation gives by default) or `wgs84`."
+    )
+
+
+class RegionBrief(BaseModel):
+    code: str
+    name: str
+    name_en: str | None = None
+
+
+class PointOut(BaseModel):
+    lat: float
+    lng: float
+    coord: Literal["wgs84"] = "wgs84"
+
+
 class RegionSummary(BaseModel):
     """A region without its geometry."""
 

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from backend.auth.models import Role
-from backend.auth.principal import Principal, path_within
+from backend.auth.principal import Principal, path_within, region_scope
 from backend.core.clock import now
 from backend.core.database import Ltree, after_commit
 from backend.core.errors import Forbidden
@@ -601,6 +601,26 @@ def _boundary_or_raise(geometry: Any, coord: CoordSystem) -> dict[str, Any]:
     if problem is not None:
         raise InvalidBoundary(reason_zh=problem.zh, reason_en=problem.en)
     return boundary
+
+
+# --- A region by code, inside the caller's scope ---------------------------------------------
+
+
+async def region_in_scope(
+    session: AsyncSession, principal: Principal, code: str, roles: tuple[Role, ...]
+) -> Region:
+    """The region `code`, if the caller holds one of `roles` there or above; otherwise it does
+    not exist for them (404, so a region elsewhere never leaks)."""
+    region = (
+        await session.execute(
+            select(Region).where(
+                col(Region.path) == code, region_scope(Region.path, principal, roles)
+            )
+        )
+    ).scalar_one_or_none()
+    if region is None:
+        raise RegionNotFound(code=code)
+    return region
 
 
 # --- Admin: who may change what -------------------------------------------------------------

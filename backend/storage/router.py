@@ -8,11 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, status
 
-from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
 from backend.core.config import Settings
 from backend.core.database import SessionDep
 from backend.core.errors import problem_responses
-from backend.core.ratelimit import RateLimit, RateLimited
+from backend.core.ratelimit import RateLimited
 from backend.storage import schemas
 from backend.storage import service as storage_service
 from backend.storage.errors import (
