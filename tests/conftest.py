@@ -248,6 +248,13 @@ def staff_elsewhere(client: httpx.AsyncClient, login: Login) -> StaffElsewhere:
     return _appoint
 
 
+@pytest.fixture
+async def phone() -> AsyncIterator[httpx.AsyncClient]:
+    """What wx.uploadFile talks to: the S3 server itself."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        yield http
+
+
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     """The response is an RFC 9457 problem with this status and stable code."""
     assert response.status_code == status, response.text

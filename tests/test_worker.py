@@ -25,7 +25,7 @@ from backend.cases.workflow import Action, Actor
 from backend.core.clock import clock, now
 from backend.core.config import Settings
 from backend.core.database import create_sessionmaker
-from tests.test_workbench import (
+from tests.factories.cases import (
     GANGDING,
     SHIPAI,
     committed_case,

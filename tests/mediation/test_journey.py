@@ -19,7 +19,7 @@ from backend.core.clock import clock, now
 from backend.core.security import mask_phone
 from backend.wechat.emulator import EmulatorServer
 from tests.conftest import Login, bearer
-from tests.volunteering import centre_of
+from tests.factories.volunteers import centre_of
 
 APPLICANT_PHONE = "13712340001"
 RESPONDENT_PHONE = "13912340002"

@@ -7,7 +7,6 @@ import io
 import re
 import secrets
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,10 +34,10 @@ from backend.storage.errors import (
 from backend.storage.models import Upload, UploadPurpose, UploadState
 from backend.storage.service import ObjectStore
 from tests.conftest import Login, assert_problem, bearer
+from tests.factories.storage import JPEG
 
 PHOTO = {UploadPurpose.case_photo}
 # Real files start like this; the rest of the bytes do not matter to the checks.
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01" + b"\x11" * 2000
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x22" * 1500
 WEBP = b"RIFF\x24\x08\x00\x00WEBPVP8 " + b"\x33" * 100
 HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x44" * 100
@@ -49,13 +48,6 @@ MP4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2" + b"\x55" * 100
 def store(app: FastAPI) -> ObjectStore:
     object_store: ObjectStore = app.state.object_store
     return object_store
-
-
-@pytest.fixture
-async def phone() -> AsyncIterator[httpx.AsyncClient]:
-    """What wx.uploadFile talks to: the S3 server itself, over the network."""
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield http
 
 
 async def resident(login: Login, name: str = "resident") -> tuple[dict[str, str], uuid.UUID]:

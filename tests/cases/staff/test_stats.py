@@ -19,8 +19,8 @@ from backend.core.clock import clock, now
 from backend.core.security import mask_phone
 from backend.mediation.models import Consent, Mediation, MediationState, Mediator
 from tests.conftest import ELSEWHERE, Login, StaffElsewhere, assert_problem, bearer
-from tests.mediating import make_mediation, make_mediator
-from tests.test_workbench import GANGDING, SHIPAI, make_category, open_case
+from tests.factories.cases import GANGDING, SHIPAI, make_category, open_case
+from tests.factories.mediation import make_mediation, make_mediator
 
 # A week of its own, long past, so no other test's cases fall into the period.
 T = datetime(2019, 6, 3, 0, 0, tzinfo=UTC)

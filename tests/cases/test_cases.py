@@ -7,7 +7,6 @@ import asyncio
 import re
 import secrets
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +28,7 @@ from backend.core.ids import new_id
 from backend.regions.models import Region, RegionLevel
 from backend.wechat.emulator import EmulatorServer
 from tests.conftest import Login, StaffElsewhere, assert_problem, bearer
+from tests.factories.storage import JPEG, uploaded_photo
 
 GANGDING = "gz.tianhe.shipai.gangding"
 # Demo geometry: Gangding's 3x3 grids start at 23.1300 N, 113.3250 E (WGS-84), each
@@ -37,7 +37,6 @@ SOUTH, WEST, DLAT, DLNG = 23.1300, 113.3250, 0.0027, 0.0029
 G05 = (SOUTH + 1.5 * DLAT, WEST + 1.5 * DLNG)  # the middle of g05
 METRES_PER_DEGREE_LAT = 111_195.0  # on the sphere the haversine uses
 NUMBER = re.compile(r"(RPT|CMP)-(\d{8})-(\d{6})")
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01" + b"\x11" * 2000
 
 # --- helpers -----------------------------------------------------------------------------
 
@@ -755,31 +754,6 @@ async def test_reopen_within_the_window_only(
 
 
 # --- photos --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def phone() -> AsyncIterator[httpx.AsyncClient]:
-    """What wx.uploadFile talks to: the S3 server itself."""
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield http
-
-
-async def uploaded_photo(
-    client: httpx.AsyncClient, phone: httpx.AsyncClient, headers: dict[str, str]
-) -> str:
-    ticket = await client.post(
-        "/v1/uploads",
-        json={"purpose": "case_photo", "content_type": "image/jpeg", "size": len(JPEG)},
-        headers=headers,
-    )
-    assert ticket.status_code == 201, ticket.text
-    form = ticket.json()
-    posted = await phone.post(
-        form["url"], data=form["fields"], files={"file": ("tmp.jpg", JPEG, "image/jpeg")}
-    )
-    assert posted.status_code in (200, 201, 204), posted.text
-    upload_id: str = form["id"]
-    return upload_id
 
 
 @pytest.mark.usefixtures("demo")

@@ -20,7 +20,7 @@ from backend.core.clock import clock, now
 from backend.regions.coords import to_gcj02
 from points.models import PointsTransaction
 from tests.conftest import Login, StaffElsewhere, assert_problem, bearer
-from tests.volunteering import (
+from tests.factories.volunteers import (
     GANGDING,
     centre_of,
     current_code,

@@ -31,7 +31,7 @@ from backend.mediation.models import (
     PartyRole,
     Studio,
 )
-from tests.volunteering import centre_of, region_of, user_id_of
+from tests.factories.volunteers import centre_of, region_of, user_id_of
 
 SHIPAI = "gz.tianhe.shipai"  # the demo mediator's street
 GANGDING_GRID = "gz.tianhe.shipai.gangding.g05"  # a grid in it

@@ -18,7 +18,7 @@ from backend.core.clock import clock, now
 from backend.wechat.emulator import EmulatorServer
 from points import service as points_service
 from tests.conftest import Login, StaffElsewhere, assert_problem, bearer
-from tests.volunteering import (
+from tests.factories.volunteers import (
     ELSEWHERE,
     GANGDING,
     make_activity,

@@ -38,8 +38,8 @@ from backend.mediation.models import (
 )
 from backend.regions.models import Region, RegionLevel
 from tests.conftest import Login, StaffElsewhere, assert_problem, bearer
-from tests.mediating import ELSEWHERE_STREET, make_mediation, make_mediator
-from tests.volunteering import user_id_of
+from tests.factories.mediation import ELSEWHERE_STREET, make_mediation, make_mediator
+from tests.factories.volunteers import user_id_of
 
 APPLICANT_PHONE = "13800135678"
 RESPONDENT_PHONE = "13912345678"

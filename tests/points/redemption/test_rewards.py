@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -426,12 +425,6 @@ async def test_the_database_refuses_overselling(
 
 
 # --- a photo --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def phone() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield http
 
 
 async def test_a_reward_with_a_photo(

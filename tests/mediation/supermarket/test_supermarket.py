@@ -39,7 +39,7 @@ from backend.mediation.models import (
 )
 from backend.regions.models import Region, RegionLevel
 from tests.conftest import Login, assert_problem, bearer
-from tests.mediating import (
+from tests.factories.mediation import (
     ELSEWHERE_STREET,
     GANGDING_GRID,
     SHIPAI,
@@ -47,7 +47,7 @@ from tests.mediating import (
     make_mediator,
     make_studio,
 )
-from tests.volunteering import centre_of
+from tests.factories.volunteers import centre_of
 
 pytestmark = pytest.mark.usefixtures("demo")
 

@@ -28,7 +28,7 @@ from points.errors import (
     InsufficientBalance,
 )
 from points.models import PointsAccount, PointsLot, PointsTransaction
-from tests.test_ledger import ledger_violations, make_member
+from tests.factories.points import ledger_violations, make_member
 
 START = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
 COUNTER = "redemption:property-test-center"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +16,8 @@ from sqlmodel import col
 from backend.cases.models import Case, CaseKind, Category
 from backend.core.clock import now
 from tests.conftest import Login, StaffElsewhere, assert_problem, bearer
-from tests.volunteering import (
+from tests.factories.storage import JPEG
+from tests.factories.volunteers import (
     GANGDING,
     centre_of,
     make_activity,
@@ -39,7 +39,6 @@ from volunteers.models import (
 
 pytestmark = pytest.mark.usefixtures("demo")
 
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01" + b"\x11" * 2000
 ADDRESS = "岗顶西街 12 号 302 房"
 RENTAL_ITEMS = [
     "fire_extinguisher",
@@ -174,13 +173,6 @@ async def count(session: AsyncSession, site: Site) -> tuple[int, int, int]:
         .where(col(Case.submitted_by) == site.volunteer.user_id)
     )
     return int(inspections or 0), int(findings or 0), int(cases or 0)
-
-
-@pytest.fixture
-async def phone() -> AsyncIterator[httpx.AsyncClient]:
-    """What wx.uploadFile talks to: the S3 server itself."""
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield http
 
 
 async def uploaded_photo(

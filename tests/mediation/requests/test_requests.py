@@ -14,7 +14,6 @@ import logging
 import re
 import secrets
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,10 +48,10 @@ from backend.mediation.service import new_invitation_code
 from backend.regions.models import Region
 from backend.wechat.emulator import EmulatorServer
 from tests.conftest import Login, StaffElsewhere, assert_problem, bearer
-from tests.mediating import ELSEWHERE_STREET, make_mediation, make_mediator, make_studio
-from tests.test_cases import uploaded_photo
-from tests.test_workbench import committed_world
-from tests.volunteering import user_id_of
+from tests.factories.cases import committed_world
+from tests.factories.mediation import ELSEWHERE_STREET, make_mediation, make_mediator, make_studio
+from tests.factories.storage import uploaded_photo
+from tests.factories.volunteers import user_id_of
 
 GANGDING = "gz.tianhe.shipai.gangding"
 SHIPAI = "gz.tianhe.shipai"
@@ -204,13 +203,6 @@ async def people(
     )
     respondent = Caller(client, bearer(await login("med-res-1")), own=RESPONDENT_PHONE)
     return People(client, login, applicant, respondent)
-
-
-@pytest.fixture
-async def phone() -> AsyncIterator[httpx.AsyncClient]:
-    """What wx.uploadFile talks to: the S3 server itself."""
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield http
 
 
 @pytest.fixture

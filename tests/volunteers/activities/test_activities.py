@@ -30,7 +30,7 @@ from backend.regions.coords import to_gcj02, to_wgs84
 from backend.regions.models import Region, RegionLevel
 from points.models import PointsEarningRule
 from tests.conftest import Login, StaffElsewhere, assert_problem, bearer
-from tests.volunteering import (
+from tests.factories.volunteers import (
     GANGDING,
     centre_of,
     make_activity,
