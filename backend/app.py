@@ -30,8 +30,7 @@ from backend.regions.router import router as regions_router
 from backend.storage.router import router as uploads_router
 from backend.storage.service import ObjectStore
 from backend.wechat.client import WechatClient
-from points.redemption_router import router as redemption_router
-from points.router import router as points_router
+from points import router as points_router
 from volunteers.activity_router import router as activity_router
 from volunteers.attendance_router import router as attendance_router
 from volunteers.inspection_router import router as inspection_router
@@ -121,7 +120,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mediation_supermarket_router, prefix="/v1")
     app.include_router(mediation_proceedings_router, prefix="/v1")
     app.include_router(points_router, prefix="/v1")
-    app.include_router(redemption_router, prefix="/v1")
     app.include_router(volunteers_router, prefix="/v1")
     app.include_router(activity_router, prefix="/v1")
     app.include_router(attendance_router, prefix="/v1")

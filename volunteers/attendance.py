@@ -37,7 +37,7 @@ from backend.core.i18n import Language
 from backend.core.ids import new_id
 from backend.regions.coords import CoordSystem, to_wgs84
 from backend.regions.models import Region
-from points import service as points_service
+from points.ledger import service as ledger_service
 from volunteers import attendance_schemas as schemas
 from volunteers import codes, geo
 from volunteers.auth import ACTIVITY_HOSTS, VOLUNTEER_MANAGERS, leads_team, own_volunteer
@@ -630,7 +630,7 @@ async def pay_out(
     if flipped is None:
         await session.refresh(attendance)
         return attendance
-    award = await points_service.award_for_activity(
+    award = await ledger_service.award_for_activity(
         session,
         member_id=volunteer.user_id,
         activity_type=ActivityType(activity.type).value,

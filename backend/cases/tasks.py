@@ -29,7 +29,6 @@ from backend.core.database import create_engine, create_sessionmaker
 from backend.mediation import tasks as mediation_tasks
 from backend.storage import service as storage_service
 from backend.storage.service import ObjectStore
-from points import ledger_tasks
 from points import tasks as points_tasks
 from volunteers import tasks as volunteer_tasks
 
@@ -280,14 +279,7 @@ async def run_jobs(
     ]
     if store is not None:
         jobs.append(("purge_uploads", "purged", lambda session: purge_uploads(session, store)))
-    jobs.append(
-        (
-            "expire_redemptions",
-            "redemptions_expired",
-            lambda session: points_tasks.expire_redemptions(session, now()),
-        )
-    )
-    jobs.extend(ledger_tasks.jobs())
+    jobs.extend(points_tasks.jobs(settings))
     jobs.extend(volunteer_tasks.jobs(settings))
     jobs.extend(mediation_tasks.jobs(settings))
     healthy = True

@@ -40,7 +40,7 @@ from backend.core.database import create_engine, create_sessionmaker  # noqa: E4
 from backend.core.errors import ShanzhiError  # noqa: E402
 from backend.core.migrate import upgrade  # noqa: E402
 from backend.embedded import EmbeddedPostgres  # noqa: E402
-from points import service as ledger  # noqa: E402
+from points.ledger import service as ledger_service  # noqa: E402
 
 HOT_MEMBERS, COLD_MEMBERS = 4, 400
 CENTER = "redemption:bench-center"
@@ -151,7 +151,7 @@ async def main() -> None:
             await session.flush()
             member_ids = [u.id for u in hot + cold]
             for member_id in member_ids:
-                await ledger.award(
+                await ledger_service.award(
                     session,
                     member_id=member_id,
                     points=500,
@@ -177,7 +177,7 @@ async def main() -> None:
                 try:
                     if roll < 0.35:
                         kind = "award"
-                        await ledger.award(
+                        await ledger_service.award(
                             session,
                             member_id=member,
                             points=rng.randint(1, 50),
@@ -187,7 +187,7 @@ async def main() -> None:
                         )
                     elif roll < 0.70 or not pending:
                         kind = "hold"
-                        result = await ledger.hold(
+                        result = await ledger_service.hold(
                             session,
                             member_id=member,
                             points=rng.randint(10, 120),
@@ -200,7 +200,7 @@ async def main() -> None:
                     elif roll < 0.88:
                         kind = "capture"
                         hold_id = pending.pop(rng.randrange(len(pending)))
-                        await ledger.capture(
+                        await ledger_service.capture(
                             session,
                             hold_id=hold_id,
                             counter_account_code=CENTER,
@@ -209,7 +209,7 @@ async def main() -> None:
                     else:
                         kind = "release"
                         hold_id = pending.pop(rng.randrange(len(pending)))
-                        await ledger.release(
+                        await ledger_service.release(
                             session,
                             hold_id=hold_id,
                             idempotency_key=f"redemption:{hold_id}:cancel",

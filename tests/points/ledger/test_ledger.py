@@ -20,8 +20,8 @@ from backend.auth.models import User
 from backend.core.clock import clock, now
 from backend.core.database import create_sessionmaker
 from backend.core.ids import new_id
-from points import service
-from points.errors import (
+from points.ledger import service as ledger_service
+from points.ledger.errors import (
     AlreadyReversed,
     HoldNotFound,
     HoldNotPending,
@@ -31,6 +31,7 @@ from points.errors import (
     NotReversible,
     TransactionNotFound,
 )
+from points.ledger.service import LEDGER_TIMEZONE, ActivityOutcome, expires_at_for
 from points.models import (
     EXPIRY_ACCOUNT_ID,
     HOLDS_ACCOUNT_ID,
@@ -44,7 +45,6 @@ from points.models import (
     PointsPosting,
     PointsTransaction,
 )
-from points.service import LEDGER_TIMEZONE, ActivityOutcome, expires_at_for
 from tests.conftest import Login, assert_problem, bearer
 from tests.factories.points import ledger_violations, make_member, settle
 
@@ -60,8 +60,8 @@ def key(prefix: str = "t") -> str:
 
 async def give(
     session: AsyncSession, member: User, points: int, *, expires_at: datetime | None = None
-) -> service.LedgerResult:
-    return await service.award(
+) -> ledger_service.LedgerResult:
+    return await ledger_service.award(
         session,
         member_id=member.id,
         points=points,
@@ -74,8 +74,8 @@ async def give(
 
 async def hold(
     session: AsyncSession, member: User, points: int, *, hours: float = 24, idem: str | None = None
-) -> service.HoldResult:
-    return await service.hold(
+) -> ledger_service.HoldResult:
+    return await ledger_service.hold(
         session,
         member_id=member.id,
         points=points,
@@ -177,15 +177,15 @@ async def test_an_award_is_replayed_and_a_different_request_with_its_key_refused
         "source_ref": "attendance:1",
         "idempotency_key": idem,
     }
-    first = await service.award(session, **kwargs)
-    again = await service.award(session, **kwargs)
+    first = await ledger_service.award(session, **kwargs)
+    again = await ledger_service.award(session, **kwargs)
     assert again.replayed and again.transaction_id == first.transaction_id
     assert again.points == 30 and again.member_balance == 30
     assert (await member_account(session, member)).balance == 30
     with pytest.raises(IdempotencyConflict):
-        await service.award(session, **{**kwargs, "points": 31})
+        await ledger_service.award(session, **{**kwargs, "points": 31})
     with pytest.raises(IdempotencyConflict):
-        await service.hold(
+        await ledger_service.hold(
             session,
             member_id=member.id,
             points=5,
@@ -209,7 +209,7 @@ async def test_bad_ledger_requests_are_refused_before_anything_is_written(
     member = await make_member(session)
     for points in (0, -5, True, 10**12):
         with pytest.raises(LedgerRequestInvalid):
-            await service.award(
+            await ledger_service.award(
                 session,
                 member_id=member.id,
                 points=points,
@@ -218,14 +218,14 @@ async def test_bad_ledger_requests_are_refused_before_anything_is_written(
                 idempotency_key=key(),
             )
     with pytest.raises(LedgerRequestInvalid):
-        await service.award(
+        await ledger_service.award(
             session, member_id=member.id, points=1, reason="x", source_ref=None, idempotency_key=""
         )
     with pytest.raises(LedgerRequestInvalid):
-        await service.capture(
+        await ledger_service.capture(
             session, hold_id=new_id(), counter_account_code="issuance", idempotency_key=key()
         )
-    assert (await service.balance(session, member.id)).available == 0
+    assert (await ledger_service.balance(session, member.id)).available == 0
 
 
 # --- holds ---------------------------------------------------------------------------------
@@ -239,13 +239,13 @@ async def test_hold_then_capture_moves_the_points_to_the_center_once(
     holds_before = (await account(session, HOLDS_ACCOUNT_ID)).balance
     held = await hold(session, member, 70)
     assert held.points == 70 and held.member_balance == 30
-    balance = await service.balance(session, member.id)
+    balance = await ledger_service.balance(session, member.id)
     assert (balance.available, balance.held) == (30, 70)
     assert (await account(session, HOLDS_ACCOUNT_ID)).balance == holds_before + 70
 
     center = f"redemption:{new_id()}"
     fulfil = key("fulfil")
-    captured = await service.capture(
+    captured = await ledger_service.capture(
         session, hold_id=held.hold_id, counter_account_code=center, idempotency_key=fulfil
     )
     assert captured.points == 70 and captured.member_balance is None
@@ -255,25 +255,25 @@ async def test_hold_then_capture_moves_the_points_to_the_center_once(
     counter = await account(session, counter_id)
     assert counter.kind == "redemption" and counter.balance == 70
     assert (await account(session, HOLDS_ACCOUNT_ID)).balance == holds_before
-    balance = await service.balance(session, member.id)
+    balance = await ledger_service.balance(session, member.id)
     assert (balance.available, balance.held) == (30, 0)
 
     # A retry of the capture answers it again; any other settlement is refused.
-    again = await service.capture(
+    again = await ledger_service.capture(
         session, hold_id=held.hold_id, counter_account_code=center, idempotency_key=fulfil
     )
     assert again.replayed and again.transaction_id == captured.transaction_id
     with pytest.raises(HoldNotPending) as refused:
-        await service.capture(
+        await ledger_service.capture(
             session, hold_id=held.hold_id, counter_account_code=center, idempotency_key=key()
         )
     assert refused.value.params["state"] == "captured"
     with pytest.raises(HoldNotPending):
-        await service.release(
+        await ledger_service.release(
             session, hold_id=held.hold_id, idempotency_key=key(), reason="cancelled"
         )
     with pytest.raises(HoldNotFound):
-        await service.release(session, hold_id=new_id(), idempotency_key=key(), reason="x")
+        await ledger_service.release(session, hold_id=new_id(), idempotency_key=key(), reason="x")
     stored = await session.get(PointsHold, held.hold_id, populate_existing=True)
     assert stored is not None and stored.state == HoldState.captured
     assert stored.settlement_id == captured.transaction_id
@@ -301,7 +301,7 @@ async def test_release_gives_the_points_back_to_the_same_lots(session: AsyncSess
         ).all()
     )
     assert drawn == {sooner.id: 30, later.id: 20}
-    released = await service.release(
+    released = await ledger_service.release(
         session, hold_id=held.hold_id, idempotency_key=key("cancel"), reason="cancelled"
     )
     assert released.member_balance == 70
@@ -309,7 +309,7 @@ async def test_release_gives_the_points_back_to_the_same_lots(session: AsyncSess
         await lots_of(session, member), key=lambda lot: -lot.expires_at.timestamp()
     )  # type: ignore[union-attr]
     assert (sooner.remaining, later.remaining) == (30, 40)
-    balance = await service.balance(session, member.id)
+    balance = await ledger_service.balance(session, member.id)
     assert (balance.available, balance.held) == (70, 0)
     assert balance.expiring_soon == 30 and balance.expiring_at == soon
     await assert_ledger_sound(session)
@@ -352,12 +352,12 @@ async def test_a_hold_retried_after_the_points_are_gone_is_answered_not_refused(
         "idempotency_key": key("hold"),
         "expires_at": expires_at,
     }
-    first = await service.hold(session, **kwargs)
-    again = await service.hold(session, **kwargs)
+    first = await ledger_service.hold(session, **kwargs)
+    again = await ledger_service.hold(session, **kwargs)
     assert again.replayed and again.hold_id == first.hold_id
     assert again.transaction_id == first.transaction_id and again.expires_at == expires_at
     with pytest.raises(IdempotencyConflict):
-        await service.hold(session, **{**kwargs, "points": 49})
+        await ledger_service.hold(session, **{**kwargs, "points": 49})
 
 
 # --- reversals -----------------------------------------------------------------------------
@@ -368,7 +368,7 @@ async def test_an_award_is_reversed_once_only(session: AsyncSession) -> None:
     awarded = await give(session, member, 40)
     await give(session, member, 10)
     idem = key("correction")
-    reversed_ = await service.reverse(
+    reversed_ = await ledger_service.reverse(
         session, transaction_id=awarded.transaction_id, reason="mistake", idempotency_key=idem
     )
     assert reversed_.points == 40 and reversed_.member_balance == 10
@@ -377,16 +377,16 @@ async def test_an_award_is_reversed_once_only(session: AsyncSession) -> None:
     # Mirror postings: member -> issuance; the award's own lot is emptied.
     lots = {lot.transaction_id: lot for lot in await lots_of(session, member)}
     assert lots[awarded.transaction_id].remaining == 0
-    again = await service.reverse(
+    again = await ledger_service.reverse(
         session, transaction_id=awarded.transaction_id, reason="mistake", idempotency_key=idem
     )
     assert again.replayed and again.transaction_id == reversed_.transaction_id
     with pytest.raises(AlreadyReversed):
-        await service.reverse(
+        await ledger_service.reverse(
             session, transaction_id=awarded.transaction_id, reason="mistake", idempotency_key=key()
         )
     with pytest.raises(NotReversible):
-        await service.reverse(
+        await ledger_service.reverse(
             session,
             transaction_id=reversed_.transaction_id,
             reason="mistake",
@@ -394,11 +394,13 @@ async def test_an_award_is_reversed_once_only(session: AsyncSession) -> None:
         )
     held = await hold(session, member, 5)
     with pytest.raises(NotReversible):
-        await service.reverse(
+        await ledger_service.reverse(
             session, transaction_id=held.transaction_id, reason="x", idempotency_key=key()
         )
     with pytest.raises(TransactionNotFound):
-        await service.reverse(session, transaction_id=new_id(), reason="x", idempotency_key=key())
+        await ledger_service.reverse(
+            session, transaction_id=new_id(), reason="x", idempotency_key=key()
+        )
     assert (await member_account(session, member)).balance == 5
     await assert_ledger_sound(session)
 
@@ -410,12 +412,14 @@ async def test_a_partly_spent_award_is_reversed_only_while_the_member_has_the_po
     awarded = await give(session, member, 100)
     held = await hold(session, member, 80)
     with pytest.raises(InsufficientBalance) as refused:
-        await service.reverse(
+        await ledger_service.reverse(
             session, transaction_id=awarded.transaction_id, reason="mistake", idempotency_key=key()
         )
     assert refused.value.extra() == {"available": 20, "requested": 100}
-    await service.release(session, hold_id=held.hold_id, idempotency_key=key(), reason="cancel")
-    done = await service.reverse(
+    await ledger_service.release(
+        session, hold_id=held.hold_id, idempotency_key=key(), reason="cancel"
+    )
+    done = await ledger_service.reverse(
         session, transaction_id=awarded.transaction_id, reason="mistake", idempotency_key=key()
     )
     assert done.member_balance == 0
@@ -509,7 +513,7 @@ async def test_spends_draw_the_oldest_lots_first(session: AsyncSession) -> None:
     third = await give(session, member, 10, expires_at=base + timedelta(days=30))
     first = await give(session, member, 10, expires_at=base + timedelta(days=10))
     second = await give(session, member, 10, expires_at=base + timedelta(days=20))
-    never = await service.award(
+    never = await ledger_service.award(
         session,
         member_id=member.id,
         points=10,
@@ -539,32 +543,34 @@ async def test_expiry_takes_exactly_what_is_left_and_the_statement_shows_it(
     await give(session, member, 100, expires_at=now() + timedelta(days=10))
     await give(session, member, 50)  # the policy: end of 2027
     held = await hold(session, member, 30, hours=24 * 20)  # drawn from the 100 first
-    balance = await service.balance(session, member.id)
+    balance = await ledger_service.balance(session, member.id)
     assert (balance.available, balance.held, balance.expiring_soon) == (120, 30, 70)
-    assert await service.expire_lots(session, now()) == 0
+    assert await ledger_service.expire_lots(session, now()) == 0
 
     clock.advance(timedelta(days=10))
-    assert await service.expire_lots(session, now()) == 1
-    balance = await service.balance(session, member.id)
+    assert await ledger_service.expire_lots(session, now()) == 1
+    balance = await ledger_service.balance(session, member.id)
     assert (balance.available, balance.held, balance.expiring_soon) == (50, 30, 0)
     assert balance.expiring_at == datetime(2028, 1, 1, tzinfo=SHANGHAI)
     assert (await account(session, EXPIRY_ACCOUNT_ID)).balance == expiry_before + 70
-    [latest, *_] = await service.entries(session, member.id, limit=10)
+    [latest, *_] = await ledger_service.entries(session, member.id, limit=10)
     assert (latest.kind, latest.amount, latest.balance, latest.reason) == (
         "expire",
         -70,
         50,
         "expired",
     )
-    assert await service.expire_lots(session, now()) == 0
+    assert await ledger_service.expire_lots(session, now()) == 0
 
     # Held points of an expired lot come back to it when released, and expire next run.
-    await service.release(session, hold_id=held.hold_id, idempotency_key=key(), reason="cancel")
-    assert (await service.balance(session, member.id)).available == 80
-    assert await service.expire_lots(session, now()) == 1
-    assert (await service.balance(session, member.id)).available == 50
+    await ledger_service.release(
+        session, hold_id=held.hold_id, idempotency_key=key(), reason="cancel"
+    )
+    assert (await ledger_service.balance(session, member.id)).available == 80
+    assert await ledger_service.expire_lots(session, now()) == 1
+    assert (await ledger_service.balance(session, member.id)).available == 50
     assert (await account(session, EXPIRY_ACCOUNT_ID)).balance == expiry_before + 100
-    kinds = [(e.kind, e.amount) for e in await service.entries(session, member.id, limit=10)]
+    kinds = [(e.kind, e.amount) for e in await ledger_service.entries(session, member.id, limit=10)]
     assert kinds == [
         ("expire", -30),
         ("release", 30),
@@ -582,22 +588,22 @@ async def test_holds_past_their_expiry_are_released_by_the_worker(session: Async
     held = await hold(session, member, 40, hours=1)
     kept = await hold(session, member, 10, hours=48)
     clock.advance(timedelta(hours=2))
-    assert await service.expire_holds(session, now()) >= 1
+    assert await ledger_service.expire_holds(session, now()) >= 1
     stored = await session.get(PointsHold, held.hold_id, populate_existing=True)
     assert stored is not None and stored.state == HoldState.expired
     still = await session.get(PointsHold, kept.hold_id, populate_existing=True)
     assert still is not None and still.state == HoldState.pending
-    balance = await service.balance(session, member.id)
+    balance = await ledger_service.balance(session, member.id)
     assert (balance.available, balance.held) == (50, 10)
     with pytest.raises(HoldNotPending) as late:
-        await service.capture(
+        await ledger_service.capture(
             session,
             hold_id=held.hold_id,
             counter_account_code=f"redemption:{new_id()}",
             idempotency_key=key(),
         )
     assert late.value.params["state"] == "expired"
-    [latest, _, placed, *_] = await service.entries(session, member.id)
+    [latest, _, placed, *_] = await ledger_service.entries(session, member.id)
     assert (latest.kind, latest.reason, latest.amount) == ("release", "hold_expired", 40)
     # What the hold was for, on both of its lines of the statement.
     assert latest.source_ref == placed.source_ref and placed.source_ref.startswith("redemption:")
@@ -619,8 +625,8 @@ async def test_the_daily_cap_limits_what_an_activity_awards(session: AsyncSessio
     member = await make_member(session)
     activity = await _rule(session, points=20, daily_cap=50)
 
-    async def attend(idem: str | None = None) -> service.ActivityAward:
-        return await service.award_for_activity(
+    async def attend(idem: str | None = None) -> ledger_service.ActivityAward:
+        return await ledger_service.award_for_activity(
             session,
             member_id=member.id,
             activity_type=activity,
@@ -647,9 +653,9 @@ async def test_the_daily_cap_limits_what_an_activity_awards(session: AsyncSessio
         0,
         True,
     )
-    assert (await service.balance(session, member.id)).available == 50
+    assert (await ledger_service.balance(session, member.id)).available == 50
     # A reversed award no longer counts against the cap.
-    await service.reverse(
+    await ledger_service.reverse(
         session,
         transaction_id=outcomes[0].result.transaction_id,
         reason="mistake",
@@ -659,7 +665,7 @@ async def test_the_daily_cap_limits_what_an_activity_awards(session: AsyncSessio
     # A new day (Shanghai midnight is 16:00 UTC) starts a new cap.
     clock.advance(timedelta(hours=15))
     assert (await attend()).outcome == ActivityOutcome.awarded
-    replayed = await service.award_for_activity(
+    replayed = await ledger_service.award_for_activity(
         session,
         member_id=member.id,
         activity_type=activity,
@@ -667,7 +673,7 @@ async def test_the_daily_cap_limits_what_an_activity_awards(session: AsyncSessio
         idempotency_key=idem,
     )
     assert replayed.outcome == ActivityOutcome.cap_reached and replayed.result.replayed
-    no_rule = await service.award_for_activity(
+    no_rule = await ledger_service.award_for_activity(
         session,
         member_id=member.id,
         activity_type="no_such_activity",
@@ -676,13 +682,13 @@ async def test_the_daily_cap_limits_what_an_activity_awards(session: AsyncSessio
     )
     assert (no_rule.outcome, no_rule.points) == (ActivityOutcome.no_rule, 0)
     with pytest.raises(NotReversible):
-        await service.reverse(
+        await ledger_service.reverse(
             session,
             transaction_id=no_rule.result.transaction_id,
             reason="x",
             idempotency_key=key(),
         )
-    assert (await service.balance(session, member.id)).available == 50 - 20 + 20 + 20
+    assert (await ledger_service.balance(session, member.id)).available == 50 - 20 + 20 + 20
     await assert_ledger_sound(session)
 
 
@@ -827,7 +833,7 @@ async def test_parallel_holds_never_overdraw(engine: AsyncEngine) -> None:
     outcomes = await asyncio.gather(*(try_hold() for _ in range(24)))
     assert outcomes.count("held") == 10 and outcomes.count("refused") == 14
     async with factory() as session:
-        balance = await service.balance(session, member.id)
+        balance = await ledger_service.balance(session, member.id)
         assert (balance.available, balance.held) == (0, 100)
         await assert_ledger_sound(session)
 
@@ -847,7 +853,7 @@ async def test_concurrent_writers_neither_deadlock_nor_lose_updates(engine: Asyn
                     await give(session, member, 5)
                     held = await hold(session, member, 7)
                     if i % 2:
-                        await service.capture(
+                        await ledger_service.capture(
                             session,
                             hold_id=held.hold_id,
                             counter_account_code=counter,
@@ -855,7 +861,7 @@ async def test_concurrent_writers_neither_deadlock_nor_lose_updates(engine: Asyn
                         )
                         captured += 7
                     else:
-                        await service.release(
+                        await ledger_service.release(
                             session, hold_id=held.hold_id, idempotency_key=key(), reason="x"
                         )
                     await session.commit()
@@ -869,7 +875,7 @@ async def test_concurrent_writers_neither_deadlock_nor_lose_updates(engine: Asyn
     captured = await asyncio.gather(*(worker(m, 6) for m in members for _ in range(3)))
     assert not errors
     async with factory() as session:
-        total = sum([(await service.balance(session, m.id)).available for m in members])
+        total = sum([(await ledger_service.balance(session, m.id)).available for m in members])
         counter_balance = (
             await session.execute(
                 select(PointsAccount.balance).where(col(PointsAccount.code) == counter)
@@ -894,12 +900,12 @@ async def test_a_hold_is_settled_exactly_once_under_contention(engine: AsyncEngi
         async with factory() as session:
             try:
                 if i % 3 == 0:
-                    result = await service.release(
+                    result = await ledger_service.release(
                         session, hold_id=held.hold_id, idempotency_key=key(), reason="cancel"
                     )
                 else:
                     # Two in three are retries of one capture, sent at once.
-                    result = await service.capture(
+                    result = await ledger_service.capture(
                         session,
                         hold_id=held.hold_id,
                         counter_account_code=counter,
@@ -935,7 +941,7 @@ async def test_awards_to_several_members_in_one_transaction_do_not_deadlock(
 
     async def batch(order: list[User]) -> None:
         async with factory() as session:
-            await service.lock_members(session, [m.id for m in order])
+            await ledger_service.lock_members(session, [m.id for m in order])
             for member in order:
                 await give(session, member, 1)
             await session.commit()
@@ -944,5 +950,5 @@ async def test_awards_to_several_members_in_one_transaction_do_not_deadlock(
     await asyncio.gather(*(batch(order) for order in orders))
     async with factory() as session:
         for member in members:
-            assert (await service.balance(session, member.id)).available == 12
+            assert (await ledger_service.balance(session, member.id)).available == 12
         await assert_ledger_sound(session)

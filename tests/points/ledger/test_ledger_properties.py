@@ -20,8 +20,8 @@ from sqlmodel import col
 
 from backend.core.clock import clock, now
 from backend.core.ids import new_id
-from points import service
-from points.errors import (
+from points.ledger import service as ledger_service
+from points.ledger.errors import (
     AlreadyReversed,
     HoldNotPending,
     IdempotencyConflict,
@@ -127,7 +127,7 @@ async def _step(
             "idempotency_key": f"award:{new_id()}",
             "expires_at": now() + timedelta(days=b) if b else None,
         }
-        result = await service.award(session, **kwargs)
+        result = await ledger_service.award(session, **kwargs)
         lot = await _lot_of(session, result.transaction_id)
         model.lots[lot.id] = Lot(lot.id, a, lot.expires_at)
         model.awards.append((result.transaction_id, a, lot.id))
@@ -145,13 +145,13 @@ async def _step(
         available = model.available
         if a > available:
             try:
-                await service.hold(session, **kwargs)
+                await ledger_service.hold(session, **kwargs)
             except InsufficientBalance as refused:
                 assert refused.extra() == {"available": available, "requested": a}
             else:
                 raise AssertionError("a hold beyond the balance was accepted")
             return
-        result = await service.hold(session, **kwargs)
+        result = await ledger_service.hold(session, **kwargs)
         model.holds.append(Hold(result.hold_id, a, kwargs["expires_at"], model.draw(a)))
         model.calls.append(("hold", kwargs, result))
     elif op in ("capture", "release"):
@@ -163,7 +163,7 @@ async def _step(
             kwargs["counter_account_code"] = COUNTER
         else:
             kwargs["reason"] = "cancelled"
-        call = service.capture if op == "capture" else service.release
+        call = ledger_service.capture if op == "capture" else ledger_service.release
         if held.state != "pending":
             try:
                 await call(session, **kwargs)
@@ -186,31 +186,31 @@ async def _step(
         }
         if transaction_id in model.reversed:
             try:
-                await service.reverse(session, **kwargs)
+                await ledger_service.reverse(session, **kwargs)
             except AlreadyReversed:
                 return
             raise AssertionError("an award was reversed twice")
         available = model.available
         if points > available:
             try:
-                await service.reverse(session, **kwargs)
+                await ledger_service.reverse(session, **kwargs)
             except InsufficientBalance as refused:
                 assert refused.extra() == {"available": available, "requested": points}
             else:
                 raise AssertionError("a reversal beyond the balance was accepted")
             return
-        result = await service.reverse(session, **kwargs)
+        result = await ledger_service.reverse(session, **kwargs)
         model.draw(points, first=lot_id)
         model.reversed.add(transaction_id)
         model.calls.append(("reverse", kwargs, result))
     elif op == "expire":
         clock.advance(timedelta(days=b, hours=a % 24))
         at = now()
-        await service.expire_holds(session, at)
+        await ledger_service.expire_holds(session, at)
         for held in model.holds:
             if held.state == "pending" and held.expires_at <= at:
                 model.settle(held, "expired")
-        await service.expire_lots(session, at)
+        await ledger_service.expire_lots(session, at)
         for lot in model.lots.values():
             if lot.expires_at is not None and lot.expires_at <= at:
                 lot.remaining = 0
@@ -218,7 +218,7 @@ async def _step(
         if not model.calls:
             return
         name, kwargs, first = model.calls[a % len(model.calls)]
-        call = getattr(service, name)
+        call = getattr(ledger_service, name)
         again = await call(session, **kwargs)
         assert again.replayed and again.transaction_id == first.transaction_id
         # The same key with another request is refused, and applies nothing either.
@@ -240,7 +240,7 @@ async def _step(
 async def _check(session: AsyncSession, model: Model, member_id: uuid.UUID) -> None:
     violations = await ledger_violations(session)
     assert not any(violations.values()), violations
-    balance = await service.balance(session, member_id)
+    balance = await ledger_service.balance(session, member_id)
     assert (balance.available, balance.held) == (model.available, model.held)
     rows = await session.execute(
         select(PointsLot.id, PointsLot.remaining)

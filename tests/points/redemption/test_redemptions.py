@@ -24,7 +24,7 @@ from backend.core.clock import clock, now
 from backend.core.database import create_sessionmaker
 from backend.core.security import issue_access_token
 from backend.regions.models import Region, RegionLevel
-from points import service as ledger
+from points.ledger import service as ledger_service
 from points.models import (
     PointsAccount,
     PointsPosting,
@@ -33,7 +33,7 @@ from points.models import (
     RewardStock,
     ServiceCenter,
 )
-from points.tasks import expire_redemptions
+from points.redemption.tasks import expire_redemptions
 from tests.conftest import Login, StaffElsewhere, assert_problem, bearer
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -70,7 +70,7 @@ async def user_id(session: AsyncSession, openid: str) -> uuid.UUID:
 
 async def give(session: AsyncSession, member: uuid.UUID, points: int) -> None:
     """Award points through the ledger, as an activity would."""
-    await ledger.award(
+    await ledger_service.award(
         session,
         member_id=member,
         points=points,
@@ -82,12 +82,12 @@ async def give(session: AsyncSession, member: uuid.UUID, points: int) -> None:
 
 
 async def available(session: AsyncSession, member: uuid.UUID) -> int:
-    result = await ledger.balance(session, member)
+    result = await ledger_service.balance(session, member)
     return int(result.available)
 
 
 async def held(session: AsyncSession, member: uuid.UUID) -> int:
-    result = await ledger.balance(session, member)
+    result = await ledger_service.balance(session, member)
     return int(result.held)
 
 
@@ -766,7 +766,7 @@ async def committed_shop(
         await db.commit()
     async with factory() as db:
         for i, (member, amount) in enumerate(zip(members, points, strict=True)):
-            await ledger.award(
+            await ledger_service.award(
                 db,
                 member_id=member.id,
                 points=amount,
@@ -831,7 +831,7 @@ async def test_members_racing_for_the_last_items_never_oversell(
         short = {m.id for m, p in zip(shop.members, points, strict=True) if p < price}
         assert not {r.member_id for r in rows} & short
         for member, given in zip(shop.members, points, strict=True):
-            balance = await ledger.balance(db, member.id)
+            balance = await ledger_service.balance(db, member.id)
             won = any(r.member_id == member.id for r in rows)
             assert balance.available >= 0 and balance.held == (price if won else 0)
             assert balance.available + balance.held == given
@@ -860,7 +860,7 @@ async def test_one_member_tapping_twice_at_once_stays_within_the_limit(
     assert sorted(a.status_code for a in answers) == [201, 409, 409, 409, 409]
     assert {a.json()["code"] for a in answers if a.status_code == 409} == {"points.limit_reached"}
     async with create_sessionmaker(engine)() as db:
-        balance = await ledger.balance(db, shop.members[0].id)
+        balance = await ledger_service.balance(db, shop.members[0].id)
         assert (balance.available, balance.held) == (90, 10)
 
 
@@ -932,7 +932,7 @@ async def test_a_busy_counter_keeps_the_books_straight(app: FastAPI, engine: Asy
         handed_out = sum(r.quantity for r in rows if r.state == "fulfilled")
         assert (shelf.on_hand, shelf.reserved) == (start_stock - handed_out, 0)
         for member in shop.members:
-            balance = await ledger.balance(db, member.id)
+            balance = await ledger_service.balance(db, member.id)
             spent = sum(
                 r.points_total for r in rows if r.member_id == member.id and r.state == "fulfilled"
             )

@@ -16,7 +16,7 @@ from sqlmodel import col
 
 from backend.core.clock import clock, now
 from backend.wechat.emulator import EmulatorServer
-from points import service as points_service
+from points.ledger import service as ledger_service
 from tests.conftest import Login, StaffElsewhere, assert_problem, bearer
 from tests.factories.volunteers import (
     ELSEWHERE,
@@ -104,7 +104,7 @@ async def serve(
     session.add(attendance)
     await session.flush()
     if state is AttendanceState.verified:
-        award = await points_service.award_for_activity(
+        award = await ledger_service.award_for_activity(
             session,
             member_id=volunteer.user_id,
             activity_type=type.value,

@@ -7,20 +7,21 @@ and taken on the next run, so any number of workers can run side by side.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.clock import now
-from points import service
+from backend.core.config import Settings
+from backend.core.jobs import Job
+from points.ledger import service
 
 BATCH_SIZE = 100
+
+
 # Whoever placed a hold (a redemption) settles it at its expiry themselves, with their own
 # bookkeeping (stock); this job only sweeps up holds still pending a while after that.
 HOLD_GRACE = timedelta(minutes=10)
-
-Job = Callable[[AsyncSession], Awaitable[int]]
 
 
 async def expire_points(
@@ -49,9 +50,8 @@ async def expire_stale_holds(
             return total
 
 
-def jobs() -> list[tuple[str, str, Job]]:
-    """(name, what the count means, job) for the worker's job list."""
+def jobs(settings: Settings) -> list[Job]:
     return [
-        ("expire_point_holds", "holds_expired", lambda s: expire_stale_holds(s, now())),
-        ("expire_points", "lots_expired", lambda s: expire_points(s, now())),
+        Job("expire_point_holds", "holds_expired", lambda s: expire_stale_holds(s, now())),
+        Job("expire_points", "lots_expired", lambda s: expire_points(s, now())),
     ]

@@ -21,13 +21,26 @@ from points.models import LimitPeriod, RedemptionChannel, RedemptionState
 
 # Free text: trimmed, and without NUL, which PostgreSQL cannot store in text.
 Text = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^\x00]*$")]
+
+
 CENTER_CODE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
 MAX_QUANTITY = 99
+
+
 MAX_STOCK_CHANGE = 100_000
+
+
 MAX_PRICE = 10_000_000
 
+
 _CENTER_ID = "0193a1f2-0000-7000-8000-00000000c001"
+
+
 _REWARD_ID = "0193a1f2-0000-7000-8000-00000000a001"
+
+
 _REDEMPTION_ID = "0193a1f2-7c4d-7e8f-9a0b-1c2d3e4f5a6b"
 
 

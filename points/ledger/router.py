@@ -15,8 +15,8 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
-from points import schemas, service
-from points.errors import EarningRuleDuplicate, EarningRulesAdminOnly
+from points.ledger import earning_rules, schemas, service
+from points.ledger.errors import EarningRuleDuplicate, EarningRulesAdminOnly
 
 router = APIRouter()
 
@@ -96,8 +96,8 @@ async def list_earning_rules(
 ) -> list[schemas.EarningRuleOut]:
     """Points per activity type and the daily cap per member, inactive rules included.
     Needs the admin role on a city."""
-    service.require_rules_admin(principal)
-    rules = await service.list_earning_rules(session)
+    earning_rules.require_rules_admin(principal)
+    rules = await earning_rules.list_earning_rules(session)
     return [schemas.EarningRuleOut.model_validate(rule) for rule in rules]
 
 
@@ -115,5 +115,5 @@ async def replace_earning_rules(
     """Make the earning rules exactly the ones sent: new activity types are added, listed
     ones changed, and rules left out are deactivated (kept for the record). Points already
     awarded are not touched. Needs the admin role on a city."""
-    rules = await service.replace_earning_rules(session, principal, body.rules)
+    rules = await earning_rules.replace_earning_rules(session, principal, body.rules)
     return [schemas.EarningRuleOut.model_validate(rule) for rule in rules]

@@ -28,14 +28,13 @@ from backend.regions.coords import CoordSystem
 from backend.regions.errors import RegionNotFound
 from backend.storage.errors import CLAIM_ERRORS
 from backend.storage.service import ObjectStore
-from points import redemption as rules
-from points import redemption_schemas as schemas
-from points.errors import (
+from points.ledger.errors import IdempotencyConflict, InsufficientBalance
+from points.models import RedemptionState
+from points.redemption import catalog, codes, export, schemas, service
+from points.redemption.errors import (
     CatalogAdminOnly,
     CatalogQueryInvalid,
     ExportPeriodInvalid,
-    IdempotencyConflict,
-    InsufficientBalance,
     MemberCodeExpired,
     MemberCodeInvalid,
     OutOfStock,
@@ -53,11 +52,13 @@ from points.errors import (
     ServiceCenterRegionInvalid,
     StockBelowReserved,
 )
-from points.models import RedemptionState
 
 router = APIRouter()
 
+
 _KEY_ERRORS = (*KEY_ERRORS, IdempotencyConflict)
+
+
 _REDEEM_ERRORS = (
     RewardNotFound,
     ServiceCenterNotFound,
@@ -67,6 +68,8 @@ _REDEEM_ERRORS = (
     OutOfStock,
     InsufficientBalance,
 )
+
+
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -75,6 +78,8 @@ IdempotencyKey = Annotated[
         "same on every retry of it (e.g. a UUID made when the button is tapped).",
     ),
 ]
+
+
 PickupCode = Annotated[
     str,
     Path(
@@ -90,8 +95,8 @@ def _store(request: Request) -> ObjectStore:
     return store
 
 
-def _signer(request: Request) -> rules.Signer:
-    return rules.signer_for(request.app.state.settings.data_key.get_secret_value())
+def _signer(request: Request) -> codes.Signer:
+    return codes.signer_for(request.app.state.settings.data_key.get_secret_value())
 
 
 # --- the member's side ---------------------------------------------------------------------
@@ -125,7 +130,7 @@ async def list_rewards(
     ] = "gcj02",
     centers: Annotated[
         int,
-        Query(ge=1, le=rules.MAX_NEAREST_CENTERS, description="How many nearby centers."),
+        Query(ge=1, le=catalog.MAX_NEAREST_CENTERS, description="How many nearby centers."),
     ] = 3,
 ) -> schemas.Catalog:
     """What can be redeemed, center by center: each reward with its price in points, how
@@ -140,7 +145,7 @@ async def list_rewards(
         if lat is None or lng is None:
             raise CatalogQueryInvalid()
         location = schemas.PointIn(lat=lat, lng=lng, coord=coord)
-    return await rules.catalog(
+    return await catalog.catalog(
         session,
         _store(request),
         principal.user_id,
@@ -180,7 +185,7 @@ async def create_redemption(
     then nothing is held or reserved. A retry with the same `Idempotency-Key` and body
     answers the same redemption (200); the same key with another body is refused (409).
     """
-    outcome = await rules.create_redemption(
+    outcome = await service.create_redemption(
         session,
         signer=_signer(request),
         member_id=principal.user_id,
@@ -188,7 +193,7 @@ async def create_redemption(
         idempotency_key=idempotency_key,
         pickup_hours=request.app.state.settings.points_pickup_hours,
     )
-    view = await rules.redemption_view(session, outcome.redemption)
+    view = await service.redemption_view(session, outcome.redemption)
     return created_or_replayed(view, replayed=outcome.replayed)
 
 
@@ -210,12 +215,12 @@ async def list_my_redemptions(
     limit: LimitParam = 20,
 ) -> Page[schemas.RedemptionOut]:
     """The caller's redemptions, newest first."""
-    found = await rules.my_redemptions(
+    found = await service.my_redemptions(
         session, principal.user_id, state=state, after=decode_cursor(cursor), limit=limit + 1
     )
     page, next_cursor = cut_page(found, limit)
     return Page(
-        items=await rules.redemption_views(session, page),
+        items=await service.redemption_views(session, page),
         next_cursor=next_cursor,
     )
 
@@ -232,8 +237,8 @@ async def get_redemption(
     redemption_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
 ) -> schemas.RedemptionOut:
     """One of the caller's redemptions; anyone else's does not exist (404)."""
-    redemption = await rules.my_redemption(session, principal.user_id, redemption_id)
-    return await rules.redemption_view(session, redemption)
+    redemption = await service.my_redemption(session, principal.user_id, redemption_id)
+    return await service.redemption_view(session, redemption)
 
 
 @router.post(
@@ -251,8 +256,8 @@ async def cancel_redemption(
 
     Cancelling a cancelled one answers it unchanged; a fulfilled or expired one is 409.
     """
-    redemption = await rules.cancel_redemption(session, principal.user_id, redemption_id)
-    return await rules.redemption_view(session, redemption)
+    redemption = await service.cancel_redemption(session, principal.user_id, redemption_id)
+    return await service.redemption_view(session, redemption)
 
 
 @router.get(
@@ -307,14 +312,14 @@ async def fulfil_redemption(
     it; for anyone else the code does not exist (404). Sending it again answers the
     fulfilled redemption unchanged, for the staff member who fulfilled it.
     """
-    outcome = await rules.fulfil_redemption(
+    outcome = await service.fulfil_redemption(
         session,
         signer=_signer(request),
         principal=principal,
         code=code,
         center_id=body.center,
     )
-    return await rules.redemption_view(session, outcome.redemption)
+    return await service.redemption_view(session, outcome.redemption)
 
 
 @router.post(
@@ -353,14 +358,14 @@ async def create_counter_redemption(
     code is accepted for about a minute. A retry with the same `Idempotency-Key` and body
     answers the same redemption (200), even once the code has expired.
     """
-    outcome = await rules.counter_redemption(
+    outcome = await service.counter_redemption(
         session,
         signer=_signer(request),
         principal=principal,
         body=body,
         idempotency_key=idempotency_key,
     )
-    view = await rules.redemption_view(session, outcome.redemption)
+    view = await service.redemption_view(session, outcome.redemption)
     return created_or_replayed(view, replayed=outcome.replayed)
 
 
@@ -383,7 +388,7 @@ class CsvResponse(Response):
             "content": {
                 "text/csv": {
                     "schema": {"type": "string"},
-                    "example": ",".join(rules.CSV_COLUMNS) + "\r\n",
+                    "example": ",".join(export.CSV_COLUMNS) + "\r\n",
                 }
             },
         },
@@ -413,7 +418,7 @@ async def export_center_redemptions(
     """
     until = end or now()
     since = start or _days_before(until, 30)
-    center, content = await rules.export_csv(session, principal, center_id, since, until)
+    center, content = await export.export_csv(session, principal, center_id, since, until)
     filename = f"redemptions-{center.code}-{since:%Y%m%d}-{until:%Y%m%d}.csv"
     return CsvResponse(
         content=content, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
@@ -448,12 +453,12 @@ async def list_service_centers(
     limit: LimitParam = 20,
 ) -> Page[schemas.ServiceCenterOut]:
     """The service centers in the regions where you are admin, inactive ones included."""
-    found = await rules.admin_centers(
+    found = await catalog.admin_centers(
         session, principal, after=decode_cursor(cursor), limit=limit + 1
     )
     page, next_cursor = cut_page(found, limit)
     return Page(
-        items=[rules.center_out(c) for c in page],
+        items=[catalog.center_out(c) for c in page],
         next_cursor=next_cursor,
     )
 
@@ -473,7 +478,7 @@ async def create_service_center(
     body: schemas.ServiceCenterCreate, session: SessionDep, principal: CurrentPrincipal
 ) -> schemas.ServiceCenterOut:
     """A service center serving a community where you are admin (or below one)."""
-    return rules.center_out(await rules.create_center(session, principal, body))
+    return catalog.center_out(await catalog.create_center(session, principal, body))
 
 
 @router.patch(
@@ -492,7 +497,7 @@ async def update_service_center(
 ) -> schemas.ServiceCenterOut:
     """Rename, move, re-time or (de)activate a center in your regions. An inactive center
     takes no new redemptions; those waiting for pickup can still be handed out."""
-    return rules.center_out(await rules.update_center(session, principal, center_id, body))
+    return catalog.center_out(await catalog.update_center(session, principal, center_id, body))
 
 
 @router.get(
@@ -511,13 +516,13 @@ async def list_admin_rewards(
     limit: LimitParam = 20,
 ) -> Page[schemas.RewardOut]:
     """The rewards of the regions where you are admin, inactive ones included."""
-    found = await rules.admin_rewards(
+    found = await catalog.admin_rewards(
         session, principal, after=decode_cursor(cursor), limit=limit + 1
     )
     page, next_cursor = cut_page(found, limit)
-    photos = await rules.reward_photos(session, page)
+    photos = await catalog.reward_photos(session, page)
     return Page(
-        items=[rules.reward_out(_store(request), r, photos.get(r.id)) for r in page],
+        items=[catalog.reward_out(_store(request), r, photos.get(r.id)) for r in page],
         next_cursor=next_cursor,
     )
 
@@ -539,8 +544,8 @@ async def create_reward(
 ) -> schemas.RewardOut:
     """A reward offered at the service centers of a region where you are admin. It is
     listed at a center once stocked there (`POST /v1/admin/rewards/{id}/stock`)."""
-    reward = await rules.create_reward(session, _store(request), principal, body)
-    return rules.reward_out(_store(request), reward, await rules.reward_photo(session, reward))
+    reward = await catalog.create_reward(session, _store(request), principal, body)
+    return catalog.reward_out(_store(request), reward, await catalog.reward_photo(session, reward))
 
 
 @router.patch(
@@ -560,8 +565,8 @@ async def update_reward(
 ) -> schemas.RewardOut:
     """Change a reward of your regions: a new price applies from now on (what is reserved
     keeps its price); null `limit` removes the limit, null window ends open the window."""
-    reward = await rules.update_reward(session, _store(request), principal, reward_id, body)
-    return rules.reward_out(_store(request), reward, await rules.reward_photo(session, reward))
+    reward = await catalog.update_reward(session, _store(request), principal, reward_id, body)
+    return catalog.reward_out(_store(request), reward, await catalog.reward_photo(session, reward))
 
 
 @router.post(
@@ -596,5 +601,5 @@ async def restock_reward(
     """Add `add` items at a center (negative: write them off, never below what is reserved
     for pickup). You must be admin over the center, and it must lie in the reward's region.
     Idempotent: a retry with the same `Idempotency-Key` and body changes nothing again."""
-    stock, replayed = await rules.restock(session, principal, reward_id, body, idempotency_key)
+    stock, replayed = await catalog.restock(session, principal, reward_id, body, idempotency_key)
     return created_or_replayed(stock, replayed=replayed, created=status.HTTP_200_OK)

@@ -36,27 +36,22 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from backend.auth.models import Role
-from backend.auth.principal import Principal
 from backend.core.clock import now
 from backend.core.config import get_settings
 from backend.core.ids import new_id
-from points import schemas
-from points.errors import (
+from points.ledger.errors import (
     AlreadyReversed,
-    EarningRuleDuplicate,
-    EarningRulesAdminOnly,
     HoldNotFound,
     HoldNotPending,
     IdempotencyConflict,
@@ -64,6 +59,26 @@ from points.errors import (
     LedgerRequestInvalid,
     NotReversible,
     TransactionNotFound,
+)
+from points.ledger.sql import (
+    APPLY_AWARD,
+    APPLY_CAPTURE,
+    APPLY_EXPIRE,
+    APPLY_HOLD,
+    APPLY_RELEASE,
+    APPLY_REVERSE,
+    BALANCE,
+    DUE_HOLDS,
+    DUE_MEMBERS,
+    EARLIER,
+    EARNED_TODAY,
+    LOCK_ACCOUNTS,
+    LOCK_OR_OPEN_MEMBER,
+    LOCK_OR_OPEN_MEMBERS,
+    NO_LIMIT,
+    OPEN_ACCOUNT,
+    RECORD_EMPTY_AWARD,
+    sql_params,
 )
 from points.models import (
     EXPIRY_ACCOUNT_ID,
@@ -80,14 +95,28 @@ from points.models import (
 
 # Days, daily caps and the expiry policy follow the calendar where the members live.
 LEDGER_TIMEZONE = ZoneInfo("Asia/Shanghai")
+
+
 EXPIRING_SOON = timedelta(days=30)
+
+
 MAX_POINTS = 1_000_000_000
+
+
 _KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
 _COUNTER_CODE = re.compile(r"^redemption:[A-Za-z0-9_.:-]{1,68}$")
+
+
 _ACTIVITY_TYPE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 
+
 HOLD_EXPIRED_REASON = "hold_expired"
+
+
 EXPIRED_REASON = "expired"
+
 
 HOLD_STATE_ZH: dict[HoldState, str] = {
     HoldState.pending: "冻结",
@@ -134,6 +163,8 @@ _ACTIVITY_REASONS: dict[ActivityOutcome, str] = {
     ActivityOutcome.cap_reached: "activity_cap_reached",
     ActivityOutcome.no_rule: "activity_no_rule",
 }
+
+
 _ACTIVITY_OUTCOMES = {reason: outcome for outcome, reason in _ACTIVITY_REASONS.items()}
 
 
@@ -248,494 +279,6 @@ def _uuid(value: Any) -> uuid.UUID:
     return value if type(value) is uuid.UUID else uuid.UUID(str(value))
 
 
-# --- SQL -----------------------------------------------------------------------------------
-# Parameters are cast where they are used: asyncpg needs one type per parameter.
-#
-# Each write is one statement of data-modifying CTEs. Its order comes from the references
-# between them: `tx` (the transaction row) selects from the locked hold and member rows, and
-# everything after it — lots, holds, the member's balance, postings — waits for `tx` through
-# `EXISTS (SELECT 1 FROM tx)` (a one-time filter, evaluated first). So the locks are taken
-# before anything is written, and nothing is written unless `tx` is.
-
-_TX_COLUMNS = """
-    id, idempotency_key, request_hash, kind, amount, reason, source_ref, activity_type,
-    reverses_id, created_at"""
-
-
-def _insert_tx(
-    source: str,
-    amount: str,
-    *,
-    where: str = "true",
-    reverses: str = "NULL",
-    source_ref: str = ":source_ref",
-) -> str:
-    """The transaction row, inserted from `source` when `where` holds and the key is new."""
-    return f"""
-    tx AS (
-        INSERT INTO points_transaction ({_TX_COLUMNS})
-        SELECT CAST(:tx_id AS uuid), CAST(:key AS varchar), CAST(:hash AS varchar),
-               CAST(:kind AS varchar), {amount}, CAST(:reason AS varchar),
-               CAST({source_ref} AS varchar), CAST(:activity_type AS varchar),
-               CAST({reverses} AS uuid), CAST(:at AS timestamptz)
-        FROM {source}
-        WHERE {where}
-        ON CONFLICT DO NOTHING
-        RETURNING id
-    )"""
-
-
-# The member's account, locked; and its version as this statement's snapshot saw it. If the
-# two differ, someone committed to the account while we waited for its lock, so what this
-# statement read of the member's lots may be stale: it applies nothing and is run again
-# (now holding the lock, nobody can change them).
-_MEMBER_BY_CODE = """
-    member AS MATERIALIZED (
-        SELECT id, balance, version FROM points_account
-        WHERE code = CAST(:code AS varchar)
-        FOR NO KEY UPDATE
-    ), seen AS MATERIALIZED (
-        SELECT version FROM points_account WHERE code = CAST(:code AS varchar)
-    )"""
-
-_STALE = "(SELECT m.version <> s.version FROM member m, seen s) AS stale"
-
-# Lots drawn oldest first (by expiry, never-expiring last, then id) until `ok.amount` is
-# covered; `ok.first_lot`, when set, goes before all others (a reversal takes back the
-# award's own lot first).
-_DRAWS = """
-    draws AS MATERIALIZED (
-        SELECT lots.id,
-               CAST(LEAST(lots.remaining, ok.amount - (lots.running - lots.remaining)) AS bigint)
-                   AS take
-        FROM ok, LATERAL (
-            SELECT id, remaining,
-                   SUM(remaining) OVER (
-                       ORDER BY id IS NOT DISTINCT FROM ok.first_lot DESC,
-                                expires_at NULLS LAST, id
-                   ) AS running
-            FROM points_lot
-            WHERE account_id = ok.id AND remaining > 0
-        ) AS lots
-        WHERE lots.running - lots.remaining < ok.amount AND EXISTS (SELECT 1 FROM tx)
-    ), drawn AS (
-        UPDATE points_lot l SET remaining = l.remaining - d.take
-        FROM draws d WHERE l.id = d.id
-    )"""
-
-_DRAWN = "(SELECT COALESCE(SUM(take), 0) FROM draws) AS drawn"
-
-
-def _post(member: str, extra: str = "") -> str:
-    """Balances and postings of `moves` (account, signed amount, posting id, lot, member?).
-
-    The member's account (locked already) moves now, and its posting records the balance
-    after it and its place (`seq`) in the account's history. System accounts move at commit
-    (see `PointsPosting`): their postings go in in account order, so that every commit
-    takes their locks in the same order.
-    """
-    return f"""
-    moved AS (
-        UPDATE points_account a
-        SET balance = a.balance + m.amount, version = a.version + 1
-        FROM moves m
-        WHERE a.id = m.account_id AND m.is_member AND EXISTS (SELECT 1 FROM tx)
-        RETURNING a.id, a.balance, a.version, m.amount, m.posting_id, m.lot_id
-    ), posted AS (
-        INSERT INTO points_posting (
-            id, transaction_id, account_id, amount, balance_after, seq, lot_id, created_at
-        )
-        SELECT p.posting_id, tx.id, p.account_id, p.amount, p.balance, p.version, p.lot_id,
-               CAST(:at AS timestamptz)
-        FROM (
-            SELECT posting_id, id AS account_id, amount, balance, version, lot_id FROM moved
-            UNION ALL
-            SELECT posting_id, account_id, amount, NULL, NULL, lot_id FROM moves
-            WHERE NOT is_member
-        ) AS p, tx
-        ORDER BY p.account_id
-        RETURNING account_id, balance_after
-    )
-    SELECT (SELECT id FROM tx) AS transaction_id,
-           (SELECT balance_after FROM posted WHERE account_id = {member}) AS member_balance
-           {extra}"""
-
-
-def _statement(*ctes: str, member: str, extra: Sequence[str] = ()) -> Any:
-    return text("WITH " + ",".join(ctes) + "," + _post(member, "".join(f", {e}" for e in extra)))
-
-
-def _moves(
-    debit: str,
-    credit: str,
-    source: str,
-    *,
-    member: str | None,
-    debit_lot: str = "NULL",
-    credit_lot: str = "NULL",
-) -> str:
-    """The two postings: `ok.amount` from `debit` to `credit`; `member` names the side that
-    is the member's account ("debit" or "credit"), if either is."""
-    return f"""
-    moves (account_id, amount, posting_id, lot_id, is_member) AS (
-        SELECT CAST({debit} AS uuid), -ok.amount, CAST(:debit_posting AS uuid),
-               CAST({debit_lot} AS uuid), {str(member == "debit").lower()}
-        FROM {source}
-        UNION ALL
-        SELECT CAST({credit} AS uuid), ok.amount, CAST(:credit_posting AS uuid),
-               CAST({credit_lot} AS uuid), {str(member == "credit").lower()}
-        FROM {source}
-    )"""
-
-
-_APPLY_AWARD = _statement(
-    """
-    member AS MATERIALIZED (
-        SELECT id FROM points_account WHERE code = CAST(:code AS varchar) FOR NO KEY UPDATE
-    ), ok AS MATERIALIZED (
-        SELECT id, CAST(:amount AS bigint) AS amount FROM member
-    )""",
-    _insert_tx("ok", "ok.amount"),
-    """
-    lot AS (
-        INSERT INTO points_lot (
-            id, account_id, transaction_id, points, remaining, expires_at, created_at
-        )
-        SELECT CAST(:lot_id AS uuid), ok.id, tx.id, ok.amount, ok.amount,
-               CAST(:expires_at AS timestamptz), CAST(:at AS timestamptz)
-        FROM ok, tx
-    )""",
-    _moves(":issuance_id", "ok.id", "ok", member="credit", credit_lot=":lot_id"),
-    member="(SELECT id FROM member)",
-    extra=["(SELECT id FROM member) AS member_id"],
-)
-
-_OPEN_ACCOUNT = text(
-    """
-    INSERT INTO points_account (id, kind, code, owner_id, balance, version, created_at)
-    VALUES (CAST(:id AS uuid), CAST(:kind AS varchar), CAST(:code AS varchar),
-            CAST(:owner_id AS uuid), 0, 0, CAST(:at AS timestamptz))
-    ON CONFLICT (code) DO NOTHING
-    """
-)
-
-_APPLY_HOLD = _statement(
-    _MEMBER_BY_CODE,
-    """
-    ok AS MATERIALIZED (
-        SELECT m.id, CAST(:amount AS bigint) AS amount, NULL::uuid AS first_lot
-        FROM member m JOIN seen s ON s.version = m.version
-        WHERE m.balance >= CAST(:amount AS bigint)
-    )""",
-    _insert_tx("ok", "ok.amount"),
-    """
-    held AS (
-        INSERT INTO points_hold (
-            id, account_id, transaction_id, points, state, reason, source_ref, expires_at,
-            created_at
-        )
-        SELECT CAST(:hold_id AS uuid), ok.id, tx.id, ok.amount, 'pending',
-               CAST(:reason AS varchar), CAST(:source_ref AS varchar),
-               CAST(:expires_at AS timestamptz), CAST(:at AS timestamptz)
-        FROM ok, tx
-    )""",
-    _DRAWS,
-    """
-    hold_lots AS (
-        INSERT INTO points_hold_lot (hold_id, lot_id, points)
-        SELECT CAST(:hold_id AS uuid), id, take FROM draws
-    )""",
-    _moves("ok.id", ":holds_id", "ok", member="debit"),
-    member="(SELECT id FROM member)",
-    extra=[
-        "(SELECT id FROM member) AS member_id",
-        "(SELECT balance FROM member) AS balance",
-        _STALE,
-        _DRAWN,
-    ],
-)
-
-# The hold row is locked first (its state is then the latest), then what it settles into.
-# A capture or release is about what the hold was for: it carries the hold's `source_ref`.
-_LOCK_HOLD = """
-    hold AS MATERIALIZED (
-        SELECT id, account_id, points, state, source_ref FROM points_hold
-        WHERE id = CAST(:hold_id AS uuid)
-        FOR NO KEY UPDATE
-    )"""
-
-_SETTLE_HOLD = """
-    settled AS (
-        UPDATE points_hold
-        SET state = CAST(:state AS varchar), settlement_id = tx.id,
-            settled_at = CAST(:at AS timestamptz)
-        FROM tx
-        WHERE points_hold.id = CAST(:hold_id AS uuid)
-    )"""
-
-_HOLD_FACTS = [
-    "(SELECT id FROM hold) AS hold_id",
-    "(SELECT state FROM hold) AS state",
-    "(SELECT points FROM hold) AS points",
-]
-
-_APPLY_CAPTURE = _statement(
-    _LOCK_HOLD,
-    """
-    counter AS MATERIALIZED (
-        SELECT id FROM points_account WHERE code = CAST(:code AS varchar)
-    ), ok AS MATERIALIZED (
-        SELECT counter.id, hold.points AS amount, hold.source_ref FROM hold, counter
-        WHERE hold.state = 'pending'
-    )""",
-    _insert_tx("ok", "ok.amount", source_ref="ok.source_ref"),
-    _SETTLE_HOLD,
-    _moves(":holds_id", "ok.id", "ok", member=None),
-    member="NULL",
-    extra=[*_HOLD_FACTS, "(SELECT id FROM counter) AS counter_id"],
-)
-
-# Release takes the member's lock after the hold's and before touching the lots; the lots
-# are given back by increments, so no read of them can be stale.
-_APPLY_RELEASE = _statement(
-    _LOCK_HOLD,
-    """
-    member AS MATERIALIZED (
-        SELECT id FROM points_account
-        WHERE id = (SELECT account_id FROM hold)
-        FOR NO KEY UPDATE
-    ), ok AS MATERIALIZED (
-        SELECT member.id, hold.points AS amount, hold.source_ref FROM hold, member
-        WHERE hold.state = 'pending'
-    )""",
-    _insert_tx("ok", "ok.amount", source_ref="ok.source_ref"),
-    _SETTLE_HOLD,
-    """
-    restored AS (
-        UPDATE points_lot l SET remaining = l.remaining + hl.points
-        FROM points_hold_lot hl
-        WHERE hl.hold_id = CAST(:hold_id AS uuid) AND l.id = hl.lot_id
-          AND EXISTS (SELECT 1 FROM tx)
-    )""",
-    _moves(":holds_id", "ok.id", "ok", member="credit"),
-    member="(SELECT id FROM member)",
-    extra=_HOLD_FACTS,
-)
-
-_APPLY_REVERSE = _statement(
-    """
-    original AS MATERIALIZED (
-        SELECT t.id, t.kind, t.amount, t.source_ref, p.account_id AS member_id, p.lot_id
-        FROM points_transaction t
-        LEFT JOIN points_posting p
-            ON p.transaction_id = t.id AND t.kind = 'award'
-           AND p.account_id <> CAST(:issuance_id AS uuid)
-        WHERE t.id = CAST(:original_id AS uuid)
-    ), member AS MATERIALIZED (
-        SELECT id, balance, version FROM points_account
-        WHERE id = (SELECT member_id FROM original)
-        FOR NO KEY UPDATE
-    ), seen AS MATERIALIZED (
-        SELECT version FROM points_account WHERE id = (SELECT member_id FROM original)
-    ), reversal AS MATERIALIZED (
-        SELECT id FROM points_transaction WHERE reverses_id = CAST(:original_id AS uuid)
-    ), ok AS MATERIALIZED (
-        SELECT m.id, o.amount, o.lot_id AS first_lot, o.source_ref
-        FROM member m JOIN seen s ON s.version = m.version, original o
-        WHERE m.balance >= o.amount AND NOT EXISTS (SELECT 1 FROM reversal)
-    )""",
-    _insert_tx("ok", "ok.amount", reverses=":original_id", source_ref="ok.source_ref"),
-    _DRAWS,
-    _moves("ok.id", ":issuance_id", "ok", member="debit", debit_lot="ok.first_lot"),
-    member="(SELECT id FROM member)",
-    extra=[
-        "(SELECT id FROM original) AS original_id",
-        "(SELECT kind FROM original) AS original_kind",
-        "(SELECT amount FROM original) AS original_amount",
-        "(SELECT id FROM reversal) AS reversal_id",
-        "(SELECT balance FROM member) AS balance",
-        _STALE,
-        _DRAWN,
-    ],
-)
-
-# Expiry takes what is left of the member's lots past their expiry, in one transaction. The
-# worker locked the member before (`_DUE_MEMBERS`), so this statement's reads are current.
-_APPLY_EXPIRE = _statement(
-    """
-    due AS MATERIALIZED (
-        SELECT id, remaining FROM points_lot
-        WHERE account_id = CAST(:member_id AS uuid) AND remaining > 0
-          AND expires_at <= CAST(:at AS timestamptz)
-    ), ok AS MATERIALIZED (
-        SELECT CAST(:member_id AS uuid) AS id, COALESCE(SUM(remaining), 0) AS amount,
-               count(*) AS lots
-        FROM due
-    )""",
-    _insert_tx("ok", "ok.amount", where="ok.amount > 0"),
-    """
-    emptied AS (
-        UPDATE points_lot l SET remaining = 0
-        FROM due WHERE l.id = due.id AND EXISTS (SELECT 1 FROM tx)
-    )""",
-    _moves("ok.id", ":expiry_id", "ok", member="debit"),
-    member="CAST(:member_id AS uuid)",
-    extra=["(SELECT lots FROM ok) AS lots"],
-)
-
-# An award that moves nothing: an activity award left empty by the daily cap (or for want of
-# a rule), kept so that a retry with its key answers the same.
-_RECORD_EMPTY_AWARD = text(
-    f"""
-    INSERT INTO points_transaction ({_TX_COLUMNS})
-    VALUES (CAST(:tx_id AS uuid), CAST(:key AS varchar), CAST(:hash AS varchar), 'award', 0,
-            CAST(:reason AS varchar), CAST(:source_ref AS varchar),
-            CAST(:activity_type AS varchar), NULL, CAST(:at AS timestamptz))
-    ON CONFLICT DO NOTHING
-    RETURNING id
-    """
-)
-
-# Locks the member's account, opening it on first use, and finds an earlier use of the key
-# (for the activity award, which reads the day's awards under the lock before it applies).
-# A row opened here is invisible to `locked` (same snapshot) but is ours, hence locked.
-_LOCK_OR_OPEN_MEMBER = text(
-    """
-    WITH created AS (
-        INSERT INTO points_account (id, kind, code, owner_id, balance, version, created_at)
-        VALUES (CAST(:new_id AS uuid), 'member', CAST(:code AS varchar),
-                CAST(:owner_id AS uuid), 0, 0, CAST(:at AS timestamptz))
-        ON CONFLICT (code) DO NOTHING
-        RETURNING id, balance
-    ), locked AS MATERIALIZED (
-        SELECT id, balance FROM points_account
-        WHERE code = CAST(:code AS varchar)
-        FOR NO KEY UPDATE
-    )
-    SELECT 'account' AS row_kind, id, balance, NULL AS request_hash FROM created
-    UNION ALL
-    SELECT 'account', id, balance, NULL FROM locked
-    UNION ALL
-    SELECT 'earlier', id, NULL, request_hash FROM points_transaction
-    WHERE idempotency_key = CAST(:key AS varchar)
-    """
-)
-
-_EARLIER = text(
-    """
-    SELECT t.id, t.kind, t.amount, t.request_hash, t.reason,
-           (SELECT p.balance_after FROM points_posting p
-            JOIN points_account a ON a.id = p.account_id AND a.kind = 'member'
-            WHERE p.transaction_id = t.id) AS member_balance,
-           h.id AS hold_id, h.expires_at AS hold_expires_at
-    FROM points_transaction t
-    LEFT JOIN points_hold h ON h.transaction_id = t.id
-    WHERE t.idempotency_key = CAST(:key AS varchar)
-    """
-)
-
-# Opens the members' accounts that are missing and locks them all, in the order of their
-# codes (that is, of the members' ids) in both steps. Rows another transaction opened after
-# this statement's snapshot are neither opened nor locked here: the caller runs it again.
-_LOCK_OR_OPEN_MEMBERS = text(
-    """
-    WITH created AS (
-        INSERT INTO points_account (id, kind, code, owner_id, balance, version, created_at)
-        SELECT wanted.id, 'member', 'member:' || wanted.owner_id, wanted.owner_id, 0, 0,
-               CAST(:at AS timestamptz)
-        FROM unnest(CAST(:owners AS uuid[]), CAST(:ids AS uuid[])) AS wanted (owner_id, id)
-        ORDER BY wanted.owner_id
-        ON CONFLICT (code) DO NOTHING
-        RETURNING id
-    ), locked AS MATERIALIZED (
-        SELECT id FROM points_account
-        WHERE owner_id = ANY(CAST(:owners AS uuid[]))
-        ORDER BY code
-        FOR NO KEY UPDATE
-    )
-    SELECT (SELECT count(*) FROM created) + (SELECT count(*) FROM locked)
-    """
-)
-
-# Points the member got today from this activity type (reversed awards do not count).
-_EARNED_TODAY = text(
-    """
-    SELECT COALESCE(SUM(t.amount), 0)
-    FROM points_transaction t
-    JOIN points_posting p ON p.transaction_id = t.id AND p.account_id = CAST(:member_id AS uuid)
-    WHERE t.activity_type = CAST(:activity_type AS varchar) AND t.kind = 'award'
-      AND t.created_at >= CAST(:start AS timestamptz) AND t.created_at < CAST(:end AS timestamptz)
-      AND NOT EXISTS (SELECT 1 FROM points_transaction r WHERE r.reverses_id = t.id)
-    """
-)
-
-_BALANCE = text(
-    """
-    SELECT a.balance,
-           (SELECT COALESCE(SUM(points), 0) FROM points_hold
-            WHERE account_id = a.id AND state = 'pending') AS held,
-           (SELECT COALESCE(SUM(remaining), 0) FROM points_lot
-            WHERE account_id = a.id AND remaining > 0
-              AND expires_at <= CAST(:soon AS timestamptz)) AS expiring_soon,
-           (SELECT MIN(expires_at) FROM points_lot
-            WHERE account_id = a.id AND remaining > 0) AS expiring_at
-    FROM points_account a
-    WHERE a.code = CAST(:code AS varchar)
-    """
-)
-
-_DUE_HOLDS = text(
-    """
-    SELECT id, account_id FROM points_hold
-    WHERE state = 'pending' AND expires_at <= CAST(:at AS timestamptz)
-    ORDER BY id
-    LIMIT CAST(:limit AS bigint)
-    FOR NO KEY UPDATE SKIP LOCKED
-    """
-)
-
-_LOCK_ACCOUNTS = text(
-    """
-    SELECT id FROM points_account
-    WHERE id = ANY(CAST(:ids AS uuid[]))
-    ORDER BY code
-    FOR NO KEY UPDATE
-    """
-)
-
-_DUE_MEMBERS = text(
-    """
-    SELECT a.id, a.version FROM points_account a
-    WHERE a.id IN (
-        SELECT account_id FROM points_lot
-        WHERE remaining > 0 AND expires_at <= CAST(:at AS timestamptz)
-    )
-    ORDER BY a.id
-    LIMIT CAST(:limit AS bigint)
-    FOR NO KEY UPDATE SKIP LOCKED
-    """
-)
-
-_NO_LIMIT = 2**62
-
-
-def _params(**values: Any) -> dict[str, Any]:
-    """Every parameter the write statements share, with fresh ids and the time."""
-    base: dict[str, Any] = {
-        "source_ref": None,
-        "activity_type": None,
-        "at": now(),
-        "tx_id": new_id(),
-        "debit_posting": new_id(),
-        "credit_posting": new_id(),
-        "issuance_id": ISSUANCE_ACCOUNT_ID,
-        "holds_id": HOLDS_ACCOUNT_ID,
-        "expiry_id": EXPIRY_ACCOUNT_ID,
-    }
-    base.update(values)
-    return base
-
-
 # --- replays -------------------------------------------------------------------------------
 
 
@@ -752,7 +295,7 @@ class _Earlier:
 
 async def _earlier(session: AsyncSession, key: str, digest: str) -> _Earlier | None:
     """The transaction this key made before, if any; 409 if it was for another request."""
-    row = (await session.execute(_EARLIER, {"key": key})).one_or_none()
+    row = (await session.execute(EARLIER, {"key": key})).one_or_none()
     if row is None:
         return None
     if row.request_hash != digest:
@@ -803,13 +346,13 @@ async def _open_account(
 ) -> None:
     """Open an account on first use (a concurrent opener wins harmlessly)."""
     await session.execute(
-        _OPEN_ACCOUNT,
+        OPEN_ACCOUNT,
         {"id": new_id(), "kind": kind.value, "code": code, "owner_id": owner_id, "at": now()},
     )
 
 
 # A write runs again only when its statement read the member's lots before a concurrent
-# writer's commit (see `_MEMBER_BY_CODE`) or found an account missing; by the second run it
+# writer's commit (see `MEMBER_BY_CODE`) or found an account missing; by the second run it
 # holds the lock (or the account exists), so two runs are enough.
 _RUNS = 2
 
@@ -829,7 +372,7 @@ async def _lock_or_open_member(session: AsyncSession, member_id: uuid.UUID, key:
     code = member_code(member_id)
     for _ in range(3):
         params = {"code": code, "key": key, "new_id": new_id(), "owner_id": member_id, "at": now()}
-        rows = (await session.execute(_LOCK_OR_OPEN_MEMBER, params)).all()
+        rows = (await session.execute(LOCK_OR_OPEN_MEMBER, params)).all()
         accounts = [row for row in rows if row.row_kind == "account"]
         earlier = next((row.request_hash for row in rows if row.row_kind == "earlier"), None)
         if accounts:
@@ -849,7 +392,7 @@ async def lock_members(session: AsyncSession, member_ids: Sequence[uuid.UUID]) -
     owners = sorted(set(member_ids))
     for _ in range(3):
         params = {"owners": owners, "ids": [new_id() for _ in owners], "at": now()}
-        if (await session.execute(_LOCK_OR_OPEN_MEMBERS, params)).scalar_one() == len(owners):
+        if (await session.execute(LOCK_OR_OPEN_MEMBERS, params)).scalar_one() == len(owners):
             return
         # Some were opened by another transaction while this one waited: lock them too.
     raise RuntimeError("could not lock the members' points accounts")
@@ -916,7 +459,7 @@ async def _apply_award(
     if expires_at is None:
         expires_at = expires_at_for(at, get_settings().points_expiry_policy)
     code = member_code(member_id)
-    params = _params(
+    params = sql_params(
         at=at,
         code=code,
         key=key,
@@ -930,7 +473,7 @@ async def _apply_award(
         expires_at=expires_at,
     )
     for _ in range(_RUNS):
-        row = (await session.execute(_APPLY_AWARD, params)).one()
+        row = (await session.execute(APPLY_AWARD, params)).one()
         if row.transaction_id is not None:
             return LedgerResult(
                 transaction_id=_uuid(row.transaction_id),
@@ -991,7 +534,7 @@ async def award_for_activity(
             start, end = _day_bounds(now())
             earned = (
                 await session.execute(
-                    _EARNED_TODAY,
+                    EARNED_TODAY,
                     {
                         "member_id": locked.account_id,
                         "activity_type": activity_type,
@@ -1010,7 +553,7 @@ async def award_for_activity(
         tx_id = new_id()
         inserted = (
             await session.execute(
-                _RECORD_EMPTY_AWARD,
+                RECORD_EMPTY_AWARD,
                 {
                     "tx_id": tx_id,
                     "key": idempotency_key,
@@ -1087,7 +630,7 @@ async def hold(
         expires_at=expires_at,
     )
     hold_id = new_id()
-    params = _params(
+    params = sql_params(
         code=member_code(member_id),
         key=idempotency_key,
         hash=digest,
@@ -1099,7 +642,7 @@ async def hold(
         expires_at=expires_at,
     )
     for _ in range(_RUNS):
-        row = (await session.execute(_APPLY_HOLD, params)).one()
+        row = (await session.execute(APPLY_HOLD, params)).one()
         if row.transaction_id is not None:
             # The lots always cover the balance; anything else is a broken ledger.
             assert row.drawn == points, f"lots covered {row.drawn} of {points} held points"
@@ -1142,7 +685,7 @@ async def capture(
         raise LedgerRequestInvalid(detail="counter_account_code must be redemption:<id>")
     _check_key(idempotency_key)
     digest = request_hash("capture", hold_id=hold_id, counter_account_code=counter_account_code)
-    params = _params(
+    params = sql_params(
         code=counter_account_code,
         key=idempotency_key,
         hash=digest,
@@ -1152,7 +695,7 @@ async def capture(
         hold_id=hold_id,
     )
     for _ in range(_RUNS):
-        row = (await session.execute(_APPLY_CAPTURE, params)).one()
+        row = (await session.execute(APPLY_CAPTURE, params)).one()
         if row.transaction_id is not None:
             return LedgerResult(
                 transaction_id=_uuid(row.transaction_id),
@@ -1215,7 +758,7 @@ async def _apply_release(
     reason: str,
     state: HoldState,
 ) -> LedgerResult:
-    params = _params(
+    params = sql_params(
         key=key,
         hash=digest,
         kind=TransactionKind.release.value,
@@ -1223,7 +766,7 @@ async def _apply_release(
         state=state.value,
         hold_id=hold_id,
     )
-    row = (await session.execute(_APPLY_RELEASE, params)).one()
+    row = (await session.execute(APPLY_RELEASE, params)).one()
     if row.transaction_id is None:
         return await _refused_settlement(session, row, key, digest)
     return LedgerResult(
@@ -1253,7 +796,7 @@ async def reverse(
     _check_key(idempotency_key)
     _check_text("reason", reason, 64, required=True)
     digest = request_hash("reverse", transaction_id=transaction_id, reason=reason)
-    params = _params(
+    params = sql_params(
         key=idempotency_key,
         hash=digest,
         kind=TransactionKind.reverse.value,
@@ -1261,7 +804,7 @@ async def reverse(
         original_id=transaction_id,
     )
     for _ in range(_RUNS):
-        row = (await session.execute(_APPLY_REVERSE, params)).one()
+        row = (await session.execute(APPLY_REVERSE, params)).one()
         if row.transaction_id is not None:
             assert row.drawn == row.original_amount, f"lots covered {row.drawn} of the award"
             return LedgerResult(
@@ -1295,11 +838,11 @@ async def expire_holds(session: AsyncSession, at: datetime, *, limit: int | None
     `hold:<id>:expire`). Holds another transaction has locked are skipped (the next run
     takes them). Flushes only: the caller commits, e.g. after each batch of `limit`.
     """
-    due = (await session.execute(_DUE_HOLDS, {"at": at, "limit": limit or _NO_LIMIT})).all()
+    due = (await session.execute(DUE_HOLDS, {"at": at, "limit": limit or NO_LIMIT})).all()
     if not due:
         return 0
     # All their members first, in the order `lock_members` uses.
-    await session.execute(_LOCK_ACCOUNTS, {"ids": sorted({_uuid(r.account_id) for r in due})})
+    await session.execute(LOCK_ACCOUNTS, {"ids": sorted({_uuid(r.account_id) for r in due})})
     for row in due:
         hold_id = _uuid(row.id)
         await _apply_release(
@@ -1320,12 +863,12 @@ async def expire_lots(session: AsyncSession, at: datetime, *, limit: int | None 
     takes exactly the lots' remaining points. Members another transaction has locked are
     skipped (the next run takes them). Flushes only; `limit` caps the members per call.
     """
-    members = (await session.execute(_DUE_MEMBERS, {"at": at, "limit": limit or _NO_LIMIT})).all()
+    members = (await session.execute(DUE_MEMBERS, {"at": at, "limit": limit or NO_LIMIT})).all()
     expired = 0
     for account_id, version in [(_uuid(row.id), row.version) for row in members]:
         # The account's version names this state of it: each expiry moves it on, so the key
         # is new for every expiry and the same for a retry of this one.
-        params = _params(
+        params = sql_params(
             at=at,
             key=f"expire:{account_id}:{version}",
             hash=request_hash("expire", account_id=account_id, version=version, at=at),
@@ -1333,7 +876,7 @@ async def expire_lots(session: AsyncSession, at: datetime, *, limit: int | None 
             reason=EXPIRED_REASON,
             member_id=account_id,
         )
-        row = (await session.execute(_APPLY_EXPIRE, params)).one()
+        row = (await session.execute(APPLY_EXPIRE, params)).one()
         if row.transaction_id is not None:
             expired += row.lots
     return expired
@@ -1346,7 +889,7 @@ async def balance(session: AsyncSession, member_id: uuid.UUID) -> Balance:
     """What the member has: available, held in pending holds, and what expires soon."""
     row = (
         await session.execute(
-            _BALANCE, {"code": member_code(member_id), "soon": now() + EXPIRING_SOON}
+            BALANCE, {"code": member_code(member_id), "soon": now() + EXPIRING_SOON}
         )
     ).one_or_none()
     if row is None:
@@ -1404,71 +947,6 @@ async def entries(
         )
         for posting, tx in rows
     ]
-
-
-# --- earning rules -------------------------------------------------------------------------
-
-
-def require_rules_admin(principal: Principal) -> None:
-    """Earning rules are city-wide: only an admin of a city (a one-label path) sets them."""
-    if not any(
-        grant.role is Role.admin and "." not in grant.region_path for grant in principal.grants
-    ):
-        raise EarningRulesAdminOnly()
-
-
-async def list_earning_rules(session: AsyncSession) -> list[PointsEarningRule]:
-    rules = await session.execute(
-        select(PointsEarningRule).order_by(col(PointsEarningRule.activity_type))
-    )
-    return list(rules.scalars())
-
-
-async def replace_earning_rules(
-    session: AsyncSession, principal: Principal, rules: Sequence[schemas.EarningRuleIn]
-) -> list[PointsEarningRule]:
-    """Make the rules exactly these: listed ones are created or changed, others deactivated
-    (kept, so the history of what was awarded stays explained)."""
-    require_rules_admin(principal)
-    wanted: dict[str, schemas.EarningRuleIn] = {}
-    for rule in rules:
-        if rule.activity_type in wanted:
-            raise EarningRuleDuplicate(activity_type=rule.activity_type)
-        wanted[rule.activity_type] = rule
-    at = now()
-    # One replacement at a time: two adding the same activity type would otherwise collide.
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended('points.earning_rules', 0))")
-    )
-    rules_now = select(PointsEarningRule).execution_options(populate_existing=True)
-    existing: Mapping[str, PointsEarningRule] = {
-        rule.activity_type: rule for rule in (await session.execute(rules_now)).scalars()
-    }
-    for activity_type, stored in existing.items():
-        if activity_type not in wanted and stored.active:
-            stored.active = False
-            stored.updated_at = at
-    for activity_type, rule in wanted.items():
-        stored = existing.get(activity_type)
-        if stored is None:
-            session.add(
-                PointsEarningRule(
-                    activity_type=activity_type,
-                    points=rule.points,
-                    daily_cap=rule.daily_cap,
-                    active=rule.active,
-                    created_at=at,
-                    updated_at=at,
-                )
-            )
-            continue
-        changes = {"points": rule.points, "daily_cap": rule.daily_cap, "active": rule.active}
-        if any(getattr(stored, name) != value for name, value in changes.items()):
-            for name, value in changes.items():
-                setattr(stored, name, value)
-            stored.updated_at = at
-    await session.flush()
-    return await list_earning_rules(session)
 
 
 __all__ = [
