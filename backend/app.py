@@ -31,10 +31,7 @@ from backend.storage.router import router as uploads_router
 from backend.storage.service import ObjectStore
 from backend.wechat.client import WechatClient
 from points import router as points_router
-from volunteers.activity_router import router as activity_router
-from volunteers.attendance_router import router as attendance_router
-from volunteers.inspection_router import router as inspection_router
-from volunteers.router import router as volunteers_router
+from volunteers import router as volunteers_router
 
 log = logging.getLogger("shanzhi.app")
 
@@ -121,8 +118,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mediation_proceedings_router, prefix="/v1")
     app.include_router(points_router, prefix="/v1")
     app.include_router(volunteers_router, prefix="/v1")
-    app.include_router(activity_router, prefix="/v1")
-    app.include_router(attendance_router, prefix="/v1")
-    app.include_router(inspection_router, prefix="/v1")
     _problems_as_problem_json(app)
     return app

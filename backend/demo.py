@@ -28,7 +28,7 @@ from backend.core.ids import new_id
 from backend.mediation.models import Mediator, Specialty, Studio
 from backend.regions.models import Region, RegionLevel
 from points.models import PointsEarningRule, Reward, RewardStock, ServiceCenter
-from volunteers import codes
+from volunteers.attendance import codes
 from volunteers.models import (
     Activity,
     ActivityState,

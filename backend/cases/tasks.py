@@ -30,7 +30,7 @@ from backend.mediation import tasks as mediation_tasks
 from backend.storage import service as storage_service
 from backend.storage.service import ObjectStore
 from points import tasks as points_tasks
-from volunteers import tasks as volunteer_tasks
+from volunteers import tasks as volunteers_tasks
 
 log = logging.getLogger("shanzhi.worker")
 
@@ -280,7 +280,7 @@ async def run_jobs(
     if store is not None:
         jobs.append(("purge_uploads", "purged", lambda session: purge_uploads(session, store)))
     jobs.extend(points_tasks.jobs(settings))
-    jobs.extend(volunteer_tasks.jobs(settings))
+    jobs.extend(volunteers_tasks.jobs(settings))
     jobs.extend(mediation_tasks.jobs(settings))
     healthy = True
     counts: dict[str, int | None] = {}

@@ -21,7 +21,7 @@ from backend.core.clock import now
 from backend.core.ids import new_id
 from backend.regions.models import Region
 from points.models import PointsEarningRule
-from volunteers import codes
+from volunteers.attendance import codes
 from volunteers.models import (
     Activity,
     ActivityState,

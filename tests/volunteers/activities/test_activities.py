@@ -40,8 +40,9 @@ from tests.factories.volunteers import (
     set_earning_rule,
     user_id_of,
 )
-from volunteers import codes
-from volunteers.geo import distance_m
+from volunteers.activities.tasks import finish_due_activities
+from volunteers.attendance import codes
+from volunteers.attendance.geofence import distance_m
 from volunteers.models import (
     Activity,
     ActivityState,
@@ -53,7 +54,6 @@ from volunteers.models import (
     Volunteer,
     VolunteerState,
 )
-from volunteers.tasks import finish_due_activities
 
 STAFF = "demo-community-staff"
 SHIPAI_EAST = "gz.tianhe.shipai.shipaidong"  # another community in the staff's street

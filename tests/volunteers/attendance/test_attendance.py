@@ -31,7 +31,7 @@ from tests.factories.volunteers import (
     set_earning_rule,
     user_id_of,
 )
-from volunteers import codes
+from volunteers.attendance import codes
 from volunteers.models import (
     Activity,
     ActivityState,

@@ -20,15 +20,16 @@ from backend.core.pagination import (
     decode_cursor,
 )
 from backend.regions.schemas import CODE_PATTERN
-from volunteers import schemas, service
-from volunteers.errors import (
+from volunteers.errors import NotSignedUp, TeamNotFound, VolunteerNotFound
+from volunteers.models import VolunteerState
+from volunteers.registrations import records, schemas, service, teams
+from volunteers.registrations.errors import (
     AlreadyApproved,
     CommunityInvalid,
     CommunityNotFound,
     LeaderboardCommunityRequired,
     LeaderNotMember,
     NoServiceRecord,
-    NotSignedUp,
     NotSuspendable,
     PhoneRequired,
     RegistrationSuspended,
@@ -38,16 +39,19 @@ from volunteers.errors import (
     TeamManageNotAllowed,
     TeamMemberNotApproved,
     TeamNameTaken,
-    TeamNotFound,
-    VolunteerNotFound,
 )
-from volunteers.models import VolunteerState
 
 router = APIRouter()
 
+
 _STAFF_ERRORS = (*AUTH_ERRORS, Forbidden)
+
+
 _REVIEW_ERRORS = (*AUTH_ERRORS, VolunteerNotFound, ReviewNotAllowed)
+
+
 _TEAM_ERRORS = (*AUTH_ERRORS, TeamNotFound, TeamManageNotAllowed)
+
 
 RegionQuery = Annotated[
     str | None,
@@ -57,6 +61,8 @@ RegionQuery = Annotated[
         description="Only this region (and below), e.g. `gz.tianhe.shipai.gangding`.",
     ),
 ]
+
+
 MonthQuery = Annotated[
     str | None,
     Query(
@@ -131,7 +137,7 @@ async def get_my_volunteer_profile(
 ) -> schemas.VolunteerProfile:
     """Your registration in whatever state it is (with the reason when rejected), the teams
     you are in, your verified service hours, the activities attended and your points."""
-    volunteer = await service.my_volunteer(session, principal)
+    volunteer = await records.my_volunteer(session, principal)
     return await service.profile(session, volunteer)
 
 
@@ -151,8 +157,8 @@ async def list_my_service_records(
 ) -> Page[schemas.ServiceRecord]:
     """Each activity where your attendance was verified: when you checked in and out, the
     minutes credited, the points paid, and which community organised (and certifies) it."""
-    volunteer = await service.my_volunteer(session, principal)
-    found = await service.my_records(
+    volunteer = await records.my_volunteer(session, principal)
+    found = await records.my_records(
         session, volunteer, after=decode_cursor(cursor), limit=limit + 1
     )
     page, next_cursor = cut_page(found, limit)
@@ -182,7 +188,7 @@ async def get_volunteer_leaderboard(
 ) -> schemas.Leaderboard:
     """The 50 volunteers with the most verified minutes that month in activities the
     community organised, with masked names, and your own place when you served there."""
-    return await service.leaderboard(session, principal, community=community, month=month)
+    return await records.leaderboard(session, principal, community=community, month=month)
 
 
 # --- staff: review ---------------------------------------------------------------------------
@@ -321,7 +327,7 @@ class CsvResponse(Response):
                 "text/csv": {
                     "schema": {"type": "string"},
                     "example": "\ufeff志愿服务记录证明\r\n志愿者编号,V2026-0000123\r\n"
-                    "姓名,陈明\r\n\r\n" + ",".join(service.RECORD_COLUMNS) + "\r\n"
+                    "姓名,陈明\r\n\r\n" + ",".join(records.RECORD_COLUMNS) + "\r\n"
                     "岗顶社区夜间治安巡逻,治安巡逻,岗顶社区,2026-11-21,2026-11-21 19:56,"
                     "2026-11-21 22:01,120\r\n合计,1 次活动,,,,2.0 小时,120\r\n",
                 }
@@ -337,7 +343,7 @@ async def export_service_record(
     No. 67): the volunteer's verified service in activities organised within your regions
     only, wherever the volunteer lives. Community staff and admins; with nothing of yours
     to certify the volunteer does not exist here (404)."""
-    record = await service.service_record_csv(session, principal, volunteer_id)
+    record = await records.service_record_csv(session, principal, volunteer_id)
     filename = f"service-record-{record.volunteer.number or record.volunteer.id}.csv"
     return CsvResponse(
         content=record.csv,
@@ -379,10 +385,10 @@ async def create_team(
     (or admin above it), optionally with a leader, who joins as its first member. Names are
     unique per community (409). Sending the same request again answers the team it made
     (200), so a retry is safe."""
-    outcome = await service.create_team(session, principal, body)
+    outcome = await teams.create_team(session, principal, body)
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
-    return await service.team_detail(session, outcome.team)
+    return await teams.team_detail(session, outcome.team)
 
 
 @router.get(
@@ -401,7 +407,7 @@ async def list_teams(
     limit: LimitParam = 20,
 ) -> Page[schemas.TeamOut]:
     """The teams of communities within your regions, with their leader and size."""
-    found = await service.staff_teams(
+    found = await teams.staff_teams(
         session, principal, community=community, after=decode_cursor(cursor), limit=limit + 1
     )
     page, next_cursor = cut_page(found, limit)
@@ -421,8 +427,8 @@ async def get_team(
 ) -> schemas.TeamDetail:
     """A team of your regions with every member (the leader first); elsewhere it does not
     exist (404)."""
-    team = await service.team_for_staff(session, principal, team_id)
-    return await service.team_detail(session, team)
+    team = await teams.team_for_staff(session, principal, team_id)
+    return await teams.team_detail(session, team)
 
 
 @router.post(
@@ -441,8 +447,8 @@ async def add_team_member(
 ) -> schemas.TeamDetail:
     """Add an approved volunteer of your regions (404 for one elsewhere). Adding a member
     again changes nothing, so a retry is safe."""
-    team = await service.add_member(session, principal, team_id, body.volunteer_id)
-    return await service.team_detail(session, team)
+    team = await teams.add_member(session, principal, team_id, body.volunteer_id)
+    return await teams.team_detail(session, team)
 
 
 @router.delete(
@@ -461,8 +467,8 @@ async def remove_team_member(
 ) -> schemas.TeamDetail:
     """Remove a member; removing the leader leaves the team without one. Removing someone
     who is not a member changes nothing, so a retry is safe."""
-    team = await service.remove_member(session, principal, team_id, volunteer_id)
-    return await service.team_detail(session, team)
+    team = await teams.remove_member(session, principal, team_id, volunteer_id)
+    return await teams.team_detail(session, team)
 
 
 @router.put(
@@ -481,5 +487,5 @@ async def set_team_leader(
 ) -> schemas.TeamDetail:
     """Make an approved member the leader (they can then run check-in for the team's
     activities), or `null` for none. Setting the same leader again changes nothing."""
-    team = await service.set_leader(session, principal, team_id, body.volunteer_id)
-    return await service.team_detail(session, team)
+    team = await teams.set_leader(session, principal, team_id, body.volunteer_id)
+    return await teams.team_detail(session, team)

@@ -24,16 +24,34 @@ from volunteers.schemas import ActivityBrief, LocationIn, PointOut
 # Free text: trimmed, and without NUL, which PostgreSQL cannot store in text.
 Text = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^\x00]*$")]
 
+
 MIN_RADIUS_M = 20
+
+
 MAX_RADIUS_M = 5000
+
+
 MAX_CAPACITY = 1000
+
+
 MAX_POLYGON_POINTS = 500
 
+
 _ACTIVITY_ID = "0193a1f2-7c4d-7e8f-9a0b-00000000ac01"
+
+
 _ENROLMENT_ID = "0193a1f2-7c4d-7e8f-9a0b-00000000e001"
+
+
 _TEAM_ID = "0193a1f2-7c4d-7e8f-9a0b-00000000d001"
+
+
 _VOLUNTEER_ID = "0193a1f2-7c4d-7e8f-9a0b-00000000f001"
+
+
 _ORGANISER = {"code": "gz.tianhe.shipai.gangding", "name": "岗顶社区", "name_en": "Gangding"}
+
+
 _RING_EXAMPLE = [
     [113.3331, 23.1361],
     [113.3369, 23.1361],
@@ -41,6 +59,7 @@ _RING_EXAMPLE = [
     [113.3331, 23.1389],
     [113.3331, 23.1361],
 ]
+
 
 # A GeoJSON position: [longitude, latitude].
 Position = Annotated[

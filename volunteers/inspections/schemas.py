@@ -15,13 +15,24 @@ from volunteers.models import ActivityType
 
 # Free text from a phone: trimmed, and without NUL, which PostgreSQL cannot store in text.
 Text = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^\x00]*$")]
+
+
 ITEM_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
+
+
 # More answers than the longest checklist has items can never be valid.
 MAX_RESULTS = 20
 
+
 _ACTIVITY_ID = "0193a1f2-0000-7000-8000-0000000ac701"
+
+
 _INSPECTION_ID = "0193a1f2-7c4d-7e8f-9a0b-1c2d3e4f5a6b"
+
+
 _CASE_ID = "0193a1f2-7c4d-7e8f-9a0b-00000000ca5e"
+
+
 _UPLOAD_ID = "0193a1f2-7c4d-7e8f-9a0b-0000000f0701"
 
 

@@ -18,11 +18,21 @@ from enum import StrEnum
 import pyotp
 
 STEP_SECONDS = 30
+
+
 DIGITS = 6
+
+
 GRACE_STEPS = 1
+
+
 # A code this many steps old is called expired rather than wrong (a clearer reason).
 EXPIRED_LOOKBACK_STEPS = 20
+
+
 QR_PREFIX = "shanzhi:checkin:"
+
+
 _QR = re.compile(r"^shanzhi:checkin:([0-9a-fA-F-]{36}):([0-9]{6})$")
 
 

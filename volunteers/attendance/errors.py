@@ -230,6 +230,8 @@ class IllegalTransition(ShanzhiError):
 
 
 _STATE_ZH = {"verified": "核验通过", "rejected": "被驳回", "checked_in": "签到", "review": "待审核"}
+
+
 _ACTION_ZH = {"approved": "核验通过", "rejected": "驳回"}
 
 

@@ -29,11 +29,11 @@ from backend.regions.coords import to_wgs84
 from backend.regions.schemas import LocationIn, PointOut
 from backend.regions.service import GridMap
 from backend.storage.service import ObjectStore
-from volunteers import inspection_schemas as schemas
-from volunteers.attendance import my_attendance
+from volunteers.attendance.service import my_attendance
 from volunteers.auth import ACTIVITY_HOSTS, own_volunteer, scoped_activity
 from volunteers.errors import ActivityNotFound
-from volunteers.errors_inspections import (
+from volunteers.inspections import schemas
+from volunteers.inspections.errors import (
     ActivityNotOpen,
     AlreadyCheckedOut,
     CategoryUnavailable,
@@ -60,7 +60,11 @@ from volunteers.models import (
 # Report categories of the demo catalogue; a city's admins may define them differently, and a
 # missing or inactive one refuses the filing with `inspection.category_unavailable`.
 FIRE_HAZARD = "fire_hazard"
+
+
 PUBLIC_SECURITY = "public_security"
+
+
 # `ReportCreate.description` takes at most this many characters.
 DESCRIPTION_MAX = 1000
 
@@ -81,6 +85,8 @@ _EXTINGUISHER = ChecklistItem(
     "灭火器缺失或过期",
     FIRE_HAZARD,
 )
+
+
 _ESCAPE_ROUTE = ChecklistItem(
     "escape_route",
     "疏散通道、楼梯畅通无杂物",
@@ -88,6 +94,8 @@ _ESCAPE_ROUTE = ChecklistItem(
     "疏散通道或楼梯被堵塞",
     FIRE_HAZARD,
 )
+
+
 _GAS = ChecklistItem(
     "gas_safety",
     "燃气管道、阀门、软管完好，无泄漏",
@@ -95,6 +103,7 @@ _GAS = ChecklistItem(
     "燃气使用存在安全隐患",
     FIRE_HAZARD,
 )
+
 
 CHECKLISTS: dict[ActivityType, tuple[ChecklistItem, ...]] = {
     ActivityType.rental_inspection: (
@@ -157,7 +166,10 @@ CHECKLISTS: dict[ActivityType, tuple[ChecklistItem, ...]] = {
         _GAS,
     ),
 }
+
+
 assert set(CHECKLISTS) == INSPECTION_TYPES, "every inspection type has a checklist"
+
 
 # How the report's description begins, per activity type.
 FINDING_PREFIX: dict[ActivityType, str] = {

@@ -19,15 +19,9 @@ from backend.core.pagination import CursorInvalid, CursorParam, LimitParam, Page
 from backend.regions.coords import CoordSystem
 from backend.regions.errors import RegionNotFound
 from backend.regions.schemas import CODE_PATTERN
-from volunteers import activities as rules
-from volunteers import activity_schemas as schemas
-from volunteers.errors import (
-    ActivityNotFound,
-    NotSignedUp,
-    TeamNotFound,
-    VolunteerNotApproved,
-)
-from volunteers.errors_activities import (
+from volunteers.activities import enrolment as enrolment_service
+from volunteers.activities import queries, schemas, service
+from volunteers.activities.errors import (
     ActivityIdempotencyConflict,
     ActivityManagersOnly,
     CapacityBelowEnrolled,
@@ -49,11 +43,20 @@ from volunteers.errors_activities import (
     TooLateToCancel,
     WindowInvalid,
 )
+from volunteers.errors import (
+    ActivityNotFound,
+    NotSignedUp,
+    TeamNotFound,
+    VolunteerNotApproved,
+)
 from volunteers.models import ActivityState, EnrolmentState
 
 router = APIRouter()
 
+
 _MANAGE_ERRORS = (*AUTH_ERRORS, ActivityManagersOnly, ActivityNotFound)
+
+
 _SHAPE_ERRORS = (
     RegionNotFound,
     OrganiserOutsideScope,
@@ -62,6 +65,8 @@ _SHAPE_ERRORS = (
     FenceInvalid,
     WindowInvalid,
 )
+
+
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -113,8 +118,8 @@ async def create_activity(
     WGS-84. The window lasts at most 24 hours. A retry with the same `Idempotency-Key` and
     body answers the same draft (200); the same key with another body is refused (409).
     """
-    created = await rules.create_activity(session, principal, body, idempotency_key)
-    view = await rules.staff_activity_view(session, created.activity)
+    created = await service.create_activity(session, principal, body, idempotency_key)
+    view = await queries.staff_activity_view(session, created.activity)
     return created_or_replayed(view, replayed=created.replayed)
 
 
@@ -141,7 +146,7 @@ async def list_staff_activities(
 ) -> Page[schemas.StaffActivityItem]:
     """Activities organised within the caller's regions (community staff, grid workers and
     admins), newest first, with their places taken and the queue."""
-    return await rules.list_staff_activities(
+    return await queries.list_staff_activities(
         session,
         principal,
         state=state,
@@ -164,8 +169,8 @@ async def get_staff_activity(
     activity_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
 ) -> schemas.StaffActivityOut:
     """Drafts included; outside the caller's regions it does not exist (404)."""
-    activity = await rules.staff_activity(session, principal, activity_id)
-    return await rules.staff_activity_view(session, activity)
+    activity = await queries.staff_activity(session, principal, activity_id)
+    return await queries.staff_activity_view(session, activity)
 
 
 @router.patch(
@@ -194,8 +199,8 @@ async def update_activity(
     in its order) and a later end; anything else is 409 `activity.fields_locked`. A
     cancelled or finished one takes none. Sending the same change again changes nothing.
     """
-    activity = await rules.update_activity(session, principal, activity_id, body)
-    return await rules.staff_activity_view(session, activity)
+    activity = await service.update_activity(session, principal, activity_id, body)
+    return await queries.staff_activity_view(session, activity)
 
 
 @router.post(
@@ -211,8 +216,8 @@ async def publish_activity(
 ) -> schemas.StaffActivityOut:
     """Draft -> published, if it starts in the future. Publishing a published activity
     answers it as it is; a cancelled or finished one is 409 `activity.illegal_transition`."""
-    activity = await rules.publish_activity(session, principal, activity_id)
-    return await rules.staff_activity_view(session, activity)
+    activity = await service.publish_activity(session, principal, activity_id)
+    return await queries.staff_activity_view(session, activity)
 
 
 @router.post(
@@ -233,8 +238,8 @@ async def cancel_activity(
     is cancelled (`cancelled_by: activity_cancelled`); the volunteers see it, with the
     reason, in their enrolments. Cancelling a cancelled activity answers it as it is (the
     first reason stays); a finished one is 409 `activity.illegal_transition`."""
-    activity = await rules.cancel_activity(session, principal, activity_id, body.reason)
-    return await rules.staff_activity_view(session, activity)
+    activity = await service.cancel_activity(session, principal, activity_id, body.reason)
+    return await queries.staff_activity_view(session, activity)
 
 
 @router.post(
@@ -253,8 +258,8 @@ async def finish_activity(
     never checked in become no-shows; attendance never checked out goes to review (flag
     `no_check_out`); those still waiting have their enrolment cancelled
     (`activity_finished`). Finishing a finished activity answers it as it is."""
-    activity = await rules.finish_activity(session, principal, activity_id)
-    return await rules.staff_activity_view(session, activity)
+    activity = await service.finish_activity(session, principal, activity_id)
+    return await queries.staff_activity_view(session, activity)
 
 
 @router.get(
@@ -276,7 +281,7 @@ async def list_activity_enrolments(
     """For the staff who host it (community staff and grid workers of the organising
     community, admins above): each enrolment, newest first, with the volunteer's number and
     name, the place in the queue, and the attendance state once they checked in."""
-    return await rules.list_activity_enrolments(
+    return await queries.list_activity_enrolments(
         session,
         principal,
         activity_id,
@@ -314,11 +319,11 @@ async def list_activities(
         float,
         Query(
             gt=0,
-            le=rules.MAX_RADIUS_KM,
+            le=service.MAX_RADIUS_KM,
             allow_inf_nan=False,
             description="How far to look around lat/lng.",
         ),
-    ] = rules.DEFAULT_RADIUS_KM,
+    ] = service.DEFAULT_RADIUS_KM,
     community: Annotated[
         str | None,
         Query(
@@ -342,8 +347,8 @@ async def list_activities(
     """
     near = None
     if lat is not None and lng is not None:
-        near = rules.Near(lat=lat, lng=lng, coord=coord, radius_km=radius_km)
-    return await rules.list_activities(
+        near = queries.Near(lat=lat, lng=lng, coord=coord, radius_km=radius_km)
+    return await queries.list_activities(
         session, principal, near=near, community=community, cursor=cursor, limit=limit
     )
 
@@ -362,7 +367,7 @@ async def get_activity(
     """The detail of a published, cancelled or finished activity (with the reason when it
     was cancelled) and the caller's enrolment; the fence is in WGS-84. A draft does not
     exist here except for the staff who host activities where it is organised."""
-    return await rules.get_activity(session, principal, activity_id)
+    return await queries.get_activity(session, principal, activity_id)
 
 
 @router.post(
@@ -394,8 +399,8 @@ async def enrol_in_activity(
     in the queue. Idempotent: enrolling again answers the same enrolment (200); after
     cancelling, enrolling again joins at the end of the queue (201).
     """
-    outcome = await rules.enrol(session, principal, activity_id)
-    [view] = await rules.enrolment_views(session, [outcome.enrolment])
+    outcome = await enrolment_service.enrol(session, principal, activity_id)
+    [view] = await queries.enrolment_views(session, [outcome.enrolment])
     return created_or_replayed(view, replayed=outcome.replayed)
 
 
@@ -419,10 +424,10 @@ async def cancel_enrolment(
     (later: 409 `enrolment.too_late_to_cancel`, with the `deadline`); the place goes to the
     first in the queue at once. Leaving the queue is possible until the activity ends.
     Only your own enrolments exist here. Cancelling a cancelled enrolment answers it."""
-    enrolment = await rules.cancel_enrolment(
+    enrolment = await enrolment_service.cancel_enrolment(
         session, principal, enrolment_id, cancel_hours=_cancel_hours(request)
     )
-    [view] = await rules.enrolment_views(session, [enrolment])
+    [view] = await queries.enrolment_views(session, [enrolment])
     return view
 
 
@@ -444,6 +449,6 @@ async def list_my_enrolments(
     """Each with the activity, the state, the position in the queue while waiting, and who
     cancelled it: an activity called off shows `cancelled_by: activity_cancelled` with the
     organiser's `cancel_reason` (this is how volunteers are told)."""
-    return await rules.list_my_enrolments(
+    return await queries.list_my_enrolments(
         session, principal, state=state, after=decode_cursor(cursor), limit=limit
     )

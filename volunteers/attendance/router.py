@@ -24,16 +24,9 @@ from backend.core.pagination import (
     decode_cursor,
 )
 from backend.core.ratelimit import RateLimited
-from volunteers import attendance as rules
-from volunteers import attendance_schemas as schemas
-from volunteers.codes import STEP_SECONDS
-from volunteers.errors import (
-    ActivityNotFound,
-    AttendanceNotFound,
-    NotSignedUp,
-    VolunteerNotApproved,
-)
-from volunteers.errors_attendance import (
+from volunteers.attendance import judging, payout, queries, schemas, service
+from volunteers.attendance.codes import STEP_SECONDS
+from volunteers.attendance.errors import (
     ActivityCancelled,
     ActivityFinished,
     ActivityNotPublished,
@@ -55,13 +48,24 @@ from volunteers.errors_attendance import (
     TrackPointInFuture,
     TrackPointTooEarly,
 )
+from volunteers.errors import (
+    ActivityNotFound,
+    AttendanceNotFound,
+    NotSignedUp,
+    VolunteerNotApproved,
+)
 from volunteers.models import AttendanceState
-from volunteers.views import activity_brief
+from volunteers.queries import activity_brief
 
 router = APIRouter()
 
+
 _VOLUNTEER_ERRORS = (*AUTH_ERRORS, NotSignedUp, VolunteerNotApproved, ActivityNotFound)
+
+
 _CODE_ERRORS = (CodeUnreadable, CodeExpired, CodeWrong)
+
+
 # A wrong code is cheap to try: a few attempts a minute are plenty for a real scan.
 _SCAN_LIMIT = ("attendance_scan", "30/minute")
 
@@ -72,18 +76,18 @@ def _language(request: Request, response: Response) -> Language:
     return language
 
 
-def _limits(request: Request) -> rules.Limits:
+def _limits(request: Request) -> judging.Limits:
     settings = request.app.state.settings
-    return rules.Limits(
+    return judging.Limits(
         grace=timedelta(minutes=settings.volunteer_checkin_grace_minutes),
         max_accuracy_m=settings.volunteer_max_accuracy_m,
         max_speed_mps=settings.volunteer_max_speed_mps,
     )
 
 
-def _location(body: schemas.ScanIn) -> rules.Location:
+def _location(body: schemas.ScanIn) -> judging.Location:
     where = body.location
-    return rules.Location.reported(where.lat, where.lng, where.coord, where.accuracy_m)
+    return judging.Location.reported(where.lat, where.lng, where.coord, where.accuracy_m)
 
 
 # --- the code on site -----------------------------------------------------------------------
@@ -113,7 +117,9 @@ async def get_checkin_code(
     team; anyone else gets 404. Shown for a published activity until check-out closes
     (the grace after its end), else 409.
     """
-    shown = await rules.checkin_code(session, principal, activity_id, grace=_limits(request).grace)
+    shown = await service.checkin_code(
+        session, principal, activity_id, grace=_limits(request).grace
+    )
     response.headers["Cache-Control"] = "no-store"
     return schemas.CheckinCodeOut(
         code=shown.code.code,
@@ -178,7 +184,7 @@ async def check_in(
     Idempotent: checking in again answers the same attendance (200), even once the code
     has changed; two check-ins at once make one.
     """
-    outcome = await rules.check_in(
+    outcome = await service.check_in(
         session,
         principal,
         activity_id,
@@ -188,7 +194,7 @@ async def check_in(
     )
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
-    return rules.attendance_view(outcome, _language(request, response))
+    return queries.attendance_view(outcome, _language(request, response))
 
 
 @router.post(
@@ -221,7 +227,7 @@ async def check_out(
     Idempotent: once checked out, sending it again answers the attendance as it is; a
     retry never pays twice and never fails on a changed code.
     """
-    outcome = await rules.check_out(
+    outcome = await service.check_out(
         session,
         principal,
         activity_id,
@@ -229,7 +235,7 @@ async def check_out(
         location=_location(body),
         limits=_limits(request),
     )
-    return rules.attendance_view(outcome, _language(request, response))
+    return queries.attendance_view(outcome, _language(request, response))
 
 
 @router.post(
@@ -265,14 +271,14 @@ async def upload_track(
     Idempotent: a point is kept once per instant, so a batch sent again adds nothing
     (`added: 0`).
     """
-    outcome = await rules.upload_track(
+    outcome = await service.upload_track(
         session, principal, activity_id, body.points, limits=_limits(request)
     )
     return schemas.TrackOut(
         stored=outcome.stored,
         added=outcome.added,
-        flags=rules.flag_views(outcome.attendance.flags, _language(request, response)),
-        will_be_reviewed=rules.will_be_reviewed(outcome.attendance),
+        flags=judging.flag_views(outcome.attendance.flags, _language(request, response)),
+        will_be_reviewed=queries.will_be_reviewed(outcome.attendance),
     )
 
 
@@ -294,8 +300,8 @@ async def get_my_attendance(
     """Where my attendance at this activity stands: checked in, waiting for review,
     verified (with the minutes and points credited) or rejected (with staff's note).
     404 `attendance.not_found` before I check in."""
-    outcome = await rules.my_attendance_at(session, principal, activity_id)
-    return rules.attendance_view(outcome, _language(request, response))
+    outcome = await queries.my_attendance_at(session, principal, activity_id)
+    return queries.attendance_view(outcome, _language(request, response))
 
 
 # --- staff review ---------------------------------------------------------------------------
@@ -324,7 +330,7 @@ async def list_attendance(
     """Attendance at activities organised within your regions (community staff), newest
     first: the volunteer, the activity, the flags that sent it to review, where and how
     accurately the phone was at check-in and check-out, and how far outside the fence."""
-    found = await rules.list_attendance(
+    found = await payout.list_attendance(
         session,
         principal,
         state=state,
@@ -334,7 +340,7 @@ async def list_attendance(
     )
     page, next_cursor = cut_page(found, limit, key=lambda row: row.attendance.id)
     language = _language(request, response)
-    return Page(items=[rules.staff_view(row, language) for row in page], next_cursor=next_cursor)
+    return Page(items=[payout.staff_view(row, language) for row in page], next_cursor=next_cursor)
 
 
 @router.get(
@@ -354,9 +360,9 @@ async def get_attendance(
 ) -> schemas.StaffAttendanceDetail:
     """An attendance at an activity organised within your regions, with the uploaded track
     (oldest point first); elsewhere it does not exist (404)."""
-    found = await rules.scoped_attendance(session, principal, attendance_id)
-    track = await rules.track_of(session, attendance_id)
-    return rules.staff_detail(found, track, _language(request, response))
+    found = await payout.scoped_attendance(session, principal, attendance_id)
+    track = await payout.track_of(session, attendance_id)
+    return payout.staff_detail(found, track, _language(request, response))
 
 
 @router.post(
@@ -388,10 +394,10 @@ async def approve_attendance(
     Idempotent: approving a verified attendance answers it unchanged and pays nothing
     more; a rejected one is 409 `attendance.illegal_transition`.
     """
-    found = await rules.approve(
+    found = await payout.approve(
         session, principal, attendance_id, minutes=body.minutes, note=body.note
     )
-    return rules.staff_view(found, _language(request, response))
+    return payout.staff_view(found, _language(request, response))
 
 
 @router.post(
@@ -415,5 +421,5 @@ async def reject_attendance(
     Idempotent: rejecting a rejected attendance answers it unchanged; a verified one is
     409 `attendance.illegal_transition`.
     """
-    found = await rules.reject(session, principal, attendance_id, note=body.note)
-    return rules.staff_view(found, _language(request, response))
+    found = await payout.reject(session, principal, attendance_id, note=body.note)
+    return payout.staff_view(found, _language(request, response))

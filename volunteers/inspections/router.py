@@ -24,10 +24,9 @@ from backend.core.pagination import (
 )
 from backend.core.ratelimit import RateLimited
 from backend.storage.errors import CLAIM_ERRORS
-from volunteers import inspection_schemas as schemas
-from volunteers import inspections as rules
 from volunteers.errors import ActivityNotFound, NotSignedUp, VolunteerNotApproved
-from volunteers.errors_inspections import (
+from volunteers.inspections import schemas, service
+from volunteers.inspections.errors import (
     ActivityNotOpen,
     AlreadyCheckedOut,
     CategoryUnavailable,
@@ -39,6 +38,7 @@ from volunteers.errors_inspections import (
 )
 
 router = APIRouter()
+
 
 _FILE_ERRORS = (
     *AUTH_ERRORS,
@@ -57,6 +57,8 @@ _FILE_ERRORS = (
     CategoryUnavailable,
     *CLAIM_ERRORS,
 )
+
+
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -92,7 +94,7 @@ async def get_inspection_checklist(
     Any other activity (a patrol, community service, ...) has no checklist (409). A draft
     activity is found only by the staff who host it (404 for anyone else).
     """
-    return await rules.get_checklist(session, principal, activity_id)
+    return await service.get_checklist(session, principal, activity_id)
 
 
 @router.post(
@@ -124,7 +126,7 @@ async def file_inspection(
     nothing is written. A retry with the same `Idempotency-Key` and body answers the same
     inspection (200) and files nothing again; the same key with another body is refused.
     """
-    filed = await rules.file_inspection(
+    filed = await service.file_inspection(
         session,
         grid_map=request.app.state.grid_map,
         store=request.app.state.object_store,
@@ -153,7 +155,7 @@ async def list_my_inspections(
 ) -> Page[schemas.InspectionOut]:
     """The houses you inspected at this activity, newest first, with the reports they
     became and where those stand now. Only your own."""
-    found = await rules.my_inspections(
+    found = await service.my_inspections(
         session, principal, activity_id, after=decode_cursor(cursor), limit=limit + 1
     )
     page, next_cursor = cut_page(found, limit)
@@ -181,7 +183,7 @@ async def list_activity_inspections(
     For community staff and grid workers (or admins) whose regions cover the organising
     community; for anyone else the activity does not exist (404).
     """
-    found = await rules.activity_inspections(
+    found = await service.activity_inspections(
         session, principal, activity_id, after=decode_cursor(cursor), limit=limit + 1
     )
     page, next_cursor = cut_page(found, limit)

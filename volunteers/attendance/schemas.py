@@ -14,10 +14,17 @@ from volunteers.schemas import ActivityBrief, PhoneLocationIn, PointOut
 
 # Free text: trimmed, and without NUL, which PostgreSQL cannot store in text.
 Text = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^\x00]*$")]
+
+
 MAX_TRACK_POINTS = 500
 
+
 _ACTIVITY_ID = "0193a1f2-6b1c-7d2e-8f3a-4b5c6d7e8f90"
+
+
 _ATTENDANCE_ID = "0193a1f2-7c4d-7e8f-9a0b-1c2d3e4f5a6b"
+
+
 _BRIEF = {
     "id": _ACTIVITY_ID,
     "type": "public_security_patrol",
@@ -32,12 +39,15 @@ _BRIEF = {
         "name_en": "Gangding Community",
     },
 }
+
+
 _FLAG = {
     "code": "outside_geofence",
     "at": "check_in",
     "message": "签到位置在活动范围外约 420 米，将由社区工作人员审核",
     "detail": {"distance_m": 420.3},
 }
+
 
 FlagStage = Literal["check_in", "check_out", "track"]
 
