@@ -19,9 +19,7 @@ from backend.core.database import create_engine, create_sessionmaker
 from backend.core.errors import PROBLEM_JSON, install_error_handlers
 from backend.core.ratelimit import create_limiter
 from backend.core.security import PersonalData
-from backend.mediation.proceedings_router import router as mediation_proceedings_router
-from backend.mediation.router import router as mediation_router
-from backend.mediation.supermarket_router import router as mediation_supermarket_router
+from backend.mediation import router as mediation_router
 from backend.ops.middleware import RequestLogMiddleware
 from backend.ops.router import router as ops_router
 from backend.regions import service as regions_service
@@ -114,8 +112,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(staff_cases_router, prefix="/v1")
     app.include_router(uploads_router, prefix="/v1")
     app.include_router(mediation_router, prefix="/v1")
-    app.include_router(mediation_supermarket_router, prefix="/v1")
-    app.include_router(mediation_proceedings_router, prefix="/v1")
     app.include_router(points_router, prefix="/v1")
     app.include_router(volunteers_router, prefix="/v1")
     _problems_as_problem_json(app)

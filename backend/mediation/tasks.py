@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -21,6 +20,7 @@ from backend.cases import workflow
 from backend.cases.models import Case, CaseState
 from backend.core.clock import now
 from backend.core.config import Settings
+from backend.core.jobs import Job
 from backend.mediation.models import (
     OPEN_MEDIATION_STATES,
     Consent,
@@ -29,15 +29,13 @@ from backend.mediation.models import (
     MediationState,
     PartyRole,
 )
-from backend.mediation.service import SYSTEM_ACTOR, end_not_mediated
+from backend.mediation.requests.invitations import SYSTEM_ACTOR, end_not_mediated
 
 log = logging.getLogger("shanzhi.worker")
 
 BATCH_SIZE = 100
 CONSENT_EXPIRED = "consent_expired"
 TIME_LIMIT_PASSED = "mediation_overdue"
-
-Job = Callable[[AsyncSession], Awaitable[int]]
 
 
 async def _claim_batch(
@@ -166,6 +164,5 @@ async def _run(session: AsyncSession) -> int:
     return expired + escalated
 
 
-def jobs(settings: Settings) -> list[tuple[str, str, Job]]:
-    """(name, what the count means, job) for the worker's job list."""
-    return [("mediation_deadlines", "mediations_ended_or_escalated", _run)]
+def jobs(settings: Settings) -> list[Job]:
+    return [Job("mediation_deadlines", "mediations_ended_or_escalated", _run)]

@@ -511,7 +511,7 @@ def is_available(reward: Reward, at: datetime) -> bool:
     )
 
 
-async def _used(
+async def counted_use(
     session: AsyncSession, member_id: uuid.UUID, rewards: Sequence[Reward], at: datetime
 ) -> dict[uuid.UUID, int]:
     """Items of each limited reward the member redeemed in its current period."""
@@ -593,7 +593,7 @@ async def catalog(
     ).all()
     available = [(stock, reward) for stock, reward in stock_rows if is_available(reward, at)]
     rewards = list({reward.id: reward for _, reward in available}.values())
-    used = await _used(session, member_id, rewards, at)
+    used = await counted_use(session, member_id, rewards, at)
     photos = await reward_photos(session, rewards)
     items: dict[uuid.UUID, list[schemas.CatalogItem]] = {center_id: [] for center_id in by_id}
     for stock, reward in available:

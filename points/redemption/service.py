@@ -47,9 +47,9 @@ from points.redemption import schemas
 from points.redemption.catalog import (
     PERIOD_ZH,
     STAFF_ROLES,
-    _used,
     center_in_scope,
     constraint,
+    counted_use,
     counter_account,
     is_available,
 )
@@ -131,7 +131,7 @@ async def _redeemable(
     if not is_available(reward, at):
         raise RewardNotAvailable()
     if reward.limit_count is not None and reward.limit_period is not None:
-        used = (await _used(session, member_id, [reward], at)).get(reward.id, 0)
+        used = (await counted_use(session, member_id, [reward], at)).get(reward.id, 0)
         left = max(reward.limit_count - used, 0)
         if quantity > left:
             period = LimitPeriod(reward.limit_period)

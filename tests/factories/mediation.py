@@ -20,7 +20,6 @@ from backend.cases.models import Case, CaseKind, Category
 from backend.core.clock import now
 from backend.core.ids import new_id
 from backend.core.security import PersonalData, mask_phone
-from backend.mediation.assignment import assign
 from backend.mediation.models import (
     Consent,
     DisputeType,
@@ -31,6 +30,7 @@ from backend.mediation.models import (
     PartyRole,
     Studio,
 )
+from backend.mediation.supermarket.assignment import assign
 from tests.factories.volunteers import centre_of, region_of, user_id_of
 
 SHIPAI = "gz.tianhe.shipai"  # the demo mediator's street

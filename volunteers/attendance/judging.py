@@ -133,7 +133,7 @@ _FLAG_FALLBACK: dict[Language, str] = {
 }
 
 
-def _flag(code: str, at: str, **detail: Any) -> dict[str, Any]:
+def flag_of(code: str, at: str, **detail: Any) -> dict[str, Any]:
     return {"code": code, "at": at, "detail": detail}
 
 
@@ -232,7 +232,7 @@ async def judge_code(
 
 
 def _other_activity_flag(other: Activity, stage: str) -> dict[str, Any]:
-    return _flag(
+    return flag_of(
         "code_of_other_activity", stage, other_activity_id=str(other.id), other_title=other.title
     )
 
@@ -264,7 +264,7 @@ def judge_location(
     flags = []
     if where.accuracy_m > limits.max_accuracy_m:
         flags.append(
-            _flag(
+            flag_of(
                 "poor_accuracy",
                 stage,
                 accuracy_m=float(where.accuracy_m),
@@ -273,7 +273,7 @@ def judge_location(
         )
     outside = outside_fence(activity, where.lat, where.lng)
     if outside > 0:
-        flags.append(_flag("outside_geofence", stage, distance_m=round(outside, 1)))
+        flags.append(flag_of("outside_geofence", stage, distance_m=round(outside, 1)))
     return flags
 
 
@@ -296,7 +296,7 @@ class Fix:
     accuracy_m: float | None
 
 
-def _speed(a: Fix, b: Fix, max_accuracy_m: float) -> float:
+def speed_between(a: Fix, b: Fix, max_accuracy_m: float) -> float:
     """Speed between two fixes, forgiving each its reported accuracy (capped at the
     threshold): GPS jitter between two close points must not read as a sprint. Phones
     stamp points to the second, so two at one instant count as a second apart."""
@@ -306,7 +306,7 @@ def _speed(a: Fix, b: Fix, max_accuracy_m: float) -> float:
 
 
 def speed_flag(a: Fix, b: Fix, speed: float, stage: str) -> dict[str, Any]:
-    return _flag(
+    return flag_of(
         "impossible_speed",
         stage,
         speed_mps=round(speed, 1),

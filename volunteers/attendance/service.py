@@ -57,12 +57,12 @@ from volunteers.attendance.judging import (
     Limits,
     Location,
     Outcome,
-    _flag,
-    _speed,
     activity_with_organiser,
+    flag_of,
     judge_code,
     judge_location,
     service_minutes,
+    speed_between,
     speed_flag,
 )
 from volunteers.attendance.payout import pay_out
@@ -293,13 +293,13 @@ async def check_out(
     flags += judge_location(activity, location, "check_out", limits)
     last = await _last_fix(session, attendance, at)
     here = Fix(at, location.lat, location.lng, location.accuracy_m)
-    speed = _speed(last, here, limits.max_accuracy_m)
+    speed = speed_between(last, here, limits.max_accuracy_m)
     if speed > limits.max_speed_mps:
         flags.append(speed_flag(last, here, speed, "check_out"))
     minutes = service_minutes(activity, attendance.checked_in_at, at)
     if minutes == 0:
         # Points for no time on duty would reward a check-in and an immediate check-out.
-        flags.append(_flag("no_service_minutes", "check_out"))
+        flags.append(flag_of("no_service_minutes", "check_out"))
     attendance.checked_out_at = at
     attendance.check_out_lat = location.lat
     attendance.check_out_lng = location.lng
@@ -416,7 +416,7 @@ async def _track_speed_flag(
     )
     fixes.sort(key=lambda fix: fix.at)
     for a, b in itertools.pairwise(fixes):
-        speed = _speed(a, b, limits.max_accuracy_m)
+        speed = speed_between(a, b, limits.max_accuracy_m)
         if speed > limits.max_speed_mps:
             return speed_flag(a, b, speed, "track")
     return None

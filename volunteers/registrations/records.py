@@ -37,7 +37,7 @@ from volunteers.registrations.service import (
     ACTIVITY_TYPE_ZH,
     LEADERBOARD_SIZE,
     LOCAL_TIME,
-    _community,
+    community_by_code,
     hours,
     mask_name,
 )
@@ -209,7 +209,7 @@ async def leaderboard(
         if home is None:
             raise LeaderboardCommunityRequired()
         community = home
-    region = await _community(session, community)
+    region = await community_by_code(session, community)
     if region is None:
         raise CommunityNotFound(code=community)
     month = month or now().astimezone(LOCAL_TIME).strftime("%Y-%m")

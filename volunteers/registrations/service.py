@@ -88,7 +88,7 @@ def mask_name(name: str) -> str:
 # --- regions ---------------------------------------------------------------------------------
 
 
-async def _community(session: AsyncSession, code: str) -> Region | None:
+async def community_by_code(session: AsyncSession, code: str) -> Region | None:
     found = await session.execute(
         select(Region).where(
             col(Region.path) == code, col(Region.level) == RegionLevel.community.value
@@ -125,7 +125,7 @@ async def sign_up(session: AsyncSession, user: User, body: schemas.VolunteerSign
     """
     if user.phone_hash is None:
         raise PhoneRequired()
-    community = await _community(session, body.community)
+    community = await community_by_code(session, body.community)
     if community is None:
         raise CommunityInvalid(code=body.community)
     answers: dict[str, Any] = {

@@ -37,7 +37,7 @@ from volunteers.registrations.errors import (
     TeamMemberNotApproved,
     TeamNameTaken,
 )
-from volunteers.registrations.service import _community, require_staff
+from volunteers.registrations.service import community_by_code, require_staff
 
 # --- teams -----------------------------------------------------------------------------------
 
@@ -83,7 +83,7 @@ async def create_team(
     Idempotent: the same request sent again by the same caller answers the team it made;
     any other team of that name in the community is 409.
     """
-    community = await _community(session, body.community)
+    community = await community_by_code(session, body.community)
     if community is None:
         raise TeamCommunityInvalid(code=body.community)
     if not principal.can(VOLUNTEER_MANAGERS, community.path):

@@ -44,7 +44,7 @@ from backend.mediation.models import (
     Mediator,
     PartyRole,
 )
-from backend.mediation.service import new_invitation_code
+from backend.mediation.requests.invitations import new_invitation_code
 from backend.regions.models import Region
 from backend.wechat.emulator import EmulatorServer
 from tests.conftest import Login, StaffElsewhere, assert_problem, bearer

@@ -28,7 +28,6 @@ from backend.core.clock import clock
 from backend.core.database import create_sessionmaker
 from backend.core.security import mask_phone
 from backend.demo import DEMO_STUDIO_NAME, load_demo_data
-from backend.mediation.assignment import pick_mediator
 from backend.mediation.models import (
     Consent,
     DisputeType,
@@ -37,6 +36,7 @@ from backend.mediation.models import (
     Mediator,
     Studio,
 )
+from backend.mediation.supermarket.assignment import pick_mediator
 from backend.regions.models import Region, RegionLevel
 from tests.conftest import Login, assert_problem, bearer
 from tests.factories.mediation import (
@@ -800,6 +800,8 @@ async def _committed_mediator(engine: AsyncEngine) -> tuple[str, Mediator, Categ
             resolution_hours=720,
             handling_unit="调委会",
             handling_unit_en="Committee",
+            # Committed for real: kept out of the public catalogue the other tests read.
+            active=False,
         )
         session.add_all([applicant, person, category])
         await session.flush()

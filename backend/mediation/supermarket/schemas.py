@@ -30,17 +30,35 @@ from backend.regions.schemas import CODE_PATTERN
 
 # Free text: trimmed, and without NUL, which PostgreSQL cannot store in text.
 Text = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^\x00]*$")]
+
+
 AreaCode = Annotated[str, StringConstraints(pattern=CODE_PATTERN, max_length=1040)]
+
+
 Specialties = Annotated[list[Specialty], Field(min_length=1, max_length=len(Specialty))]
+
 
 MAX_ACTIVE_LIMIT = 500
 
+
 _STUDIO_ID = "0193a1f2-0000-7000-8000-0000000051d0"
+
+
 _MEDIATOR_ID = "0193a1f2-0000-7000-8000-00000000d1a0"
+
+
 _USER_ID = "0193a1f2-7c4d-7e8f-9a0b-1c2d3e4f5a6b"
+
+
 _CASE_ID = "0193a1f2-7c4d-7e8f-9a0b-aabbccddeeff"
+
+
 _SHIPAI = {"code": "gz.tianhe.shipai", "name": "石牌街", "name_en": "Shipai Subdistrict"}
+
+
 _STUDIO_REF = {"id": _STUDIO_ID, "name": "石牌街和事佬调解工作室", "name_en": "Shipai Peacemakers"}
+
+
 _MEDIATOR_CARD = {"display_name": "周叔", "title": "人民调解员"}
 
 

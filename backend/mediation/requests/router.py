@@ -26,8 +26,10 @@ from backend.core.pagination import (
 )
 from backend.core.ratelimit import RateLimited
 from backend.core.security import PersonalData
-from backend.mediation import schemas, service
-from backend.mediation.errors import (
+from backend.mediation.errors import MediationEnded, MediationNotFound
+from backend.mediation.models import MediationState
+from backend.mediation.requests import invitations, queries, schemas, service
+from backend.mediation.requests.errors import (
     AlreadyParty,
     ApplicantOnly,
     ConsentAlreadyGiven,
@@ -36,8 +38,6 @@ from backend.mediation.errors import (
     InvitationAnswered,
     InvitationNotFound,
     InvitationUsed,
-    MediationEnded,
-    MediationNotFound,
     OwnInvitation,
     PartyNotFound,
     PhoneRequired,
@@ -45,11 +45,11 @@ from backend.mediation.errors import (
     RespondentDuplicate,
     RespondentIsYou,
 )
-from backend.mediation.models import MediationState
 from backend.storage.errors import CLAIM_ERRORS
 from backend.storage.service import ObjectStore
 
 router = APIRouter(tags=["mediation"])
+
 
 _REQUEST_ERRORS = (
     *AUTH_ERRORS,
@@ -64,6 +64,8 @@ _REQUEST_ERRORS = (
     PreferredStudioInvalid,
     *CLAIM_ERRORS,
 )
+
+
 _ANSWER_ERRORS = (
     *AUTH_ERRORS,
     RateLimited,
@@ -76,6 +78,7 @@ _ANSWER_ERRORS = (
     CaseChangedMeanwhile,
 )
 
+
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -84,6 +87,8 @@ IdempotencyKey = Annotated[
         "same on every retry of it (e.g. a UUID made when the applicant taps submit).",
     ),
 ]
+
+
 InvitationCode = Annotated[
     str,
     Path(
@@ -93,7 +98,11 @@ InvitationCode = Annotated[
         "spaces and dashes are ignored).",
     ),
 ]
+
+
 RequestLimit = RateLimit("mediation_request", "10/hour")
+
+
 # Codes are secrets: guessing them one request at a time must be hopeless.
 InvitationLimit = RateLimit("mediation_invitation", "20/minute")
 
@@ -178,7 +187,7 @@ async def list_my_mediations(
 ) -> Page[schemas.MediationListItem]:
     """The mediations the caller is a party to (as applicant, or as a respondent who
     accepted), newest first."""
-    items = await service.my_mediations(
+    items = await queries.my_mediations(
         session, principal, state=state, after=decode_cursor(cursor), limit=limit + 1
     )
     page, next_cursor = cut_page(items, limit)
@@ -201,7 +210,7 @@ async def get_mediation(
     does not exist (404). Contact details stay private: a party sees only their own masked
     phone, the mediator and supervisors every party's masked phone, nobody a full number.
     """
-    return await service.get_mediation(session, _store(request), principal, mediation_id)
+    return await queries.get_mediation(session, _store(request), principal, mediation_id)
 
 
 @router.post(
@@ -256,7 +265,7 @@ async def reissue_invitation(
     before the consent deadline). The code is shown this once; the previous one stops
     working. A retry issues another code, and only the newest works.
     """
-    return await service.reissue_invitation(
+    return await invitations.reissue_invitation(
         session, _personal_data(request), principal, mediation_id, party_id
     )
 
@@ -283,7 +292,7 @@ async def get_mediation_invitation(
     Once someone answered with the code, it works only for them (409 for anyone else).
     Lookups are rate-limited per user.
     """
-    return await service.get_invitation(session, _personal_data(request), principal, code)
+    return await invitations.get_invitation(session, _personal_data(request), principal, code)
 
 
 @router.post(
@@ -308,7 +317,7 @@ async def accept_mediation_invitation(
     Sending it again answers the same; the applicant cannot accept their own invitation,
     and a code someone else answered is refused (409).
     """
-    return await service.accept_invitation(session, _personal_data(request), principal, code)
+    return await invitations.accept_invitation(session, _personal_data(request), principal, code)
 
 
 @router.post(
@@ -331,6 +340,6 @@ async def decline_mediation_invitation(
 
     Sending it again answers the same.
     """
-    return await service.decline_invitation(
+    return await invitations.decline_invitation(
         session, _personal_data(request), principal, code, body.reason if body else None
     )

@@ -23,10 +23,9 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
-from backend.mediation import proceedings as rules
-from backend.mediation import proceedings_schemas as schemas
 from backend.mediation.errors import MediationEnded, MediationNotFound
-from backend.mediation.errors_proceedings import (
+from backend.mediation.proceedings import schemas, service
+from backend.mediation.proceedings.errors import (
     AgreementChanged,
     AttendeeNotParty,
     MediationNotUnderway,
@@ -45,9 +44,14 @@ from backend.mediation.errors_proceedings import (
 
 router = APIRouter(tags=["mediation"])
 
+
 _READ_ERRORS = (*AUTH_ERRORS, MediationNotFound)
+
+
 # Steps that write the case's timeline may meet a concurrent change of the case.
 _CASE_ERRORS = (CaseTransitionNotAllowed, CaseChangedMeanwhile)
+
+
 _MEDIATOR_ERRORS = (*_READ_ERRORS, MediatorOnly, MediationEnded, MediationNotUnderway)
 
 
@@ -93,7 +97,7 @@ async def schedule_mediation_session(
     session already scheduled (200, `Idempotent-Replay: true`); another session at the same
     moment is a clash (409) — change the existing one instead.
     """
-    scheduled = await rules.schedule_session(
+    scheduled = await service.schedule_session(
         session,
         principal,
         mediation_id,
@@ -101,7 +105,7 @@ async def schedule_mediation_session(
         mode=body.mode,
         place=body.place,
     )
-    view = (await rules.session_views(session, scheduled.seen, [scheduled.item]))[0]
+    view = (await service.session_views(session, scheduled.seen, [scheduled.item]))[0]
     return created_or_replayed(view, replayed=scheduled.replayed)
 
 
@@ -126,11 +130,11 @@ async def list_mediation_sessions(
     else). The minutes are private: only the mediator and the admins get them; for the
     parties `minutes` is always null.
     """
-    seen, found = await rules.list_sessions(
+    seen, found = await service.list_sessions(
         session, principal, mediation_id, after=decode_cursor(cursor), limit=limit + 1
     )
     page, next_cursor = cut_page(found, limit)
-    return Page(items=await rules.session_views(session, seen, page), next_cursor=next_cursor)
+    return Page(items=await service.session_views(session, seen, page), next_cursor=next_cursor)
 
 
 @router.patch(
@@ -163,14 +167,14 @@ async def update_mediation_session(
     Idempotent: the same change again, or cancelling a cancelled session, answers the
     session as it is.
     """
-    seen, item = await rules.update_session(
+    seen, item = await service.update_session(
         session,
         principal,
         mediation_id,
         session_id,
         changes=body.model_dump(exclude_unset=True),
     )
-    return (await rules.session_views(session, seen, [item]))[0]
+    return (await service.session_views(session, seen, [item]))[0]
 
 
 @router.post(
@@ -203,7 +207,7 @@ async def record_mediation_session(
     Idempotent: the same record again answers the held session; minutes once recorded are
     not rewritten (409).
     """
-    seen, item = await rules.record_session(
+    seen, item = await service.record_session(
         session,
         principal,
         mediation_id,
@@ -211,7 +215,7 @@ async def record_mediation_session(
         attended=body.attended,
         minutes=body.minutes,
     )
-    return (await rules.session_views(session, seen, [item]))[0]
+    return (await service.session_views(session, seen, [item]))[0]
 
 
 # --- the agreement and the outcome ---------------------------------------------------------
@@ -233,8 +237,8 @@ async def get_mediation_outcome(
 
     For its parties, its mediator and the admins of regions above it (404 for anyone else).
     """
-    seen = await rules.read_outcome(session, principal, mediation_id)
-    return await rules.outcome_view(session, seen)
+    seen = await service.read_outcome(session, principal, mediation_id)
+    return await service.outcome_view(session, seen)
 
 
 @router.put(
@@ -258,14 +262,14 @@ async def propose_mediation_agreement(
     count, and each party must confirm again. Sending the same proposal again changes
     nothing (a safe retry).
     """
-    seen = await rules.propose_agreement(
+    seen = await service.propose_agreement(
         session,
         principal,
         mediation_id,
         text=body.text,
         judicial_confirmation=body.judicial_confirmation,
     )
-    return await rules.outcome_view(session, seen)
+    return await service.outcome_view(session, seen)
 
 
 @router.post(
@@ -295,8 +299,8 @@ async def confirm_mediation_agreement(
     case resolved. If the text changed since you read it, 409 `mediation.agreement_changed`
     names the current version: read it and confirm that. Confirming again answers the same.
     """
-    seen = await rules.confirm_agreement(session, principal, mediation_id, version=body.version)
-    return await rules.outcome_view(session, seen)
+    seen = await service.confirm_agreement(session, principal, mediation_id, version=body.version)
+    return await service.outcome_view(session, seen)
 
 
 @router.post(
@@ -318,7 +322,7 @@ async def end_mediation_without_agreement(
 
     Idempotent: the same referral and note again answers the ended mediation.
     """
-    seen = await rules.end_without_agreement(
+    seen = await service.end_without_agreement(
         session, principal, mediation_id, referral=body.referral, note=body.note
     )
-    return await rules.outcome_view(session, seen)
+    return await service.outcome_view(session, seen)

@@ -25,18 +25,32 @@ from backend.mediation.models import (
 from backend.regions.schemas import LocationIn, RegionBrief
 
 MAX_RESPONDENTS = 5
+
+
 MAX_EVIDENCE = 9
+
+
 SUMMARY_CHARS = 40
+
+
 # Mainland mobile numbers.
 MOBILE_PATTERN = r"^1[3-9]\d{9}$"
 
+
 # One line from a phone (a name, a reason): trimmed, without control characters.
 Line = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
 # Free text from a phone: trimmed, and without NUL, which PostgreSQL cannot store in text.
 Paragraph = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^\x00]*$")]
 
+
 _ID = "0193a1f2-7c4d-7e8f-9a0b-1c2d3e4f5a6b"
+
+
 _PARTY_ID = "0193a1f2-7c4d-7e8f-9a0b-00000000d001"
+
+
 _DUE = "2026-11-25T09:30:00+08:00"
 
 
@@ -193,6 +207,8 @@ _PARTIES_EXAMPLE = [
         "is_you": False,
     },
 ]
+
+
 _MEDIATION_EXAMPLE: dict[str, Any] = {
     "id": _ID,
     "number": "MED-20261122-000042",

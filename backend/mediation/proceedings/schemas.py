@@ -21,18 +21,35 @@ from backend.mediation.models import (
     SessionMode,
     SessionState,
 )
-from backend.mediation.schemas import RouteOut
+from backend.mediation.requests.schemas import RouteOut
 
 MINUTES_CHARS = 20_000
+
+
 AGREEMENT_CHARS = 20_000
+
+
 PLACE_CHARS = 200
+
+
 NOTE_CHARS = 1_000
+
+
 MAX_ATTENDEES = 20
 
+
 _MEDIATION = "0193a1f2-7c4d-7e8f-9a0b-1c2d3e4f5a6b"
+
+
 _SESSION = "0193a1f3-1a2b-7c3d-8e4f-5a6b7c8d9e0f"
+
+
 _APPLICANT = "0193a1f2-7c4d-7e8f-9a0b-000000000001"
+
+
 _RESPONDENT = "0193a1f2-7c4d-7e8f-9a0b-000000000002"
+
+
 _AGREEMENT_TEXT = (
     "一、乙方自2026年12月1日起，每日22:00至次日8:00不进行装修施工；"
     "二、乙方于2026年12月15日前修复甲方天花板渗水处，费用由乙方承担。"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from backend.mediation.models import DisputeType, Referral
-from backend.mediation.schemas import RouteOut
+from backend.mediation.requests.schemas import RouteOut
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,11 @@ ROUTES: dict[Referral, Route] = {
         "call 12348",
     ),
 }
+
+
 _COURT_AND_LEGAL_AID = (Referral.court, Referral.legal_aid)
+
+
 ADVICE: dict[DisputeType, tuple[Referral, ...]] = {
     DisputeType.labour_wages: (Referral.labour_inspection, Referral.labour_arbitration),
     DisputeType.property_management: (Referral.housing_authority,),

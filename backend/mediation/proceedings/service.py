@@ -30,8 +30,6 @@ from backend.auth.principal import Principal
 from backend.cases import workflow
 from backend.cases.models import CaseState
 from backend.core.clock import now
-from backend.mediation import errors_proceedings as errors
-from backend.mediation import proceedings_schemas as schemas
 from backend.mediation.auth import Seen, Viewer, visible_mediation
 from backend.mediation.errors import MediationEnded
 from backend.mediation.models import (
@@ -46,14 +44,21 @@ from backend.mediation.models import (
     SessionMode,
     SessionState,
 )
-from backend.mediation.routes import route_out
+from backend.mediation.proceedings import errors, schemas
+from backend.mediation.proceedings.referrals import route_out
 
 # A session is planned at most this far ahead (a mediation has weeks, not years).
 SCHEDULE_HORIZON = timedelta(days=365)
+
+
 # The states in which the mediator works the case.
 UNDERWAY = (MediationState.assigned, MediationState.in_session, MediationState.agreement_pending)
+
+
 # Who sees the minutes.
 MINUTES_READERS = (Viewer.mediator, Viewer.supervisor)
+
+
 PARTY_VIEWERS = (Viewer.applicant, Viewer.respondent)
 
 

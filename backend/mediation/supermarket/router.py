@@ -24,10 +24,10 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
-from backend.mediation import supermarket as rules
-from backend.mediation import supermarket_schemas as schemas
 from backend.mediation.errors import MediationNotFound, MediatorNotFound, StudioNotFound
-from backend.mediation.errors_supermarket import (
+from backend.mediation.models import DisputeType, MediationState
+from backend.mediation.supermarket import mediators, schemas, service, studios
+from backend.mediation.supermarket.errors import (
     ApplicantChoosesStudio,
     MediatorExists,
     MediatorInactive,
@@ -42,14 +42,16 @@ from backend.mediation.errors_supermarket import (
     SupermarketAdminsOnly,
     SupervisorsOnly,
 )
-from backend.mediation.models import DisputeType, MediationState
 from backend.regions.coords import CoordSystem
 from backend.regions.errors import OutsideGrids, RegionNotFound
 from backend.regions.schemas import CODE_PATTERN
 
 router = APIRouter()
 
+
 _ADMIN_ERRORS = (*AUTH_ERRORS, SupermarketAdminsOnly)
+
+
 StatesQuery = Annotated[
     list[MediationState] | None, Query(description="Only these states (repeat the parameter).")
 ]
@@ -82,8 +84,8 @@ async def create_mediation_studio(
     answers the one made before (200 with `Idempotent-Replay: true`); another studio of the
     same name is 409 `mediation.studio_name_taken`.
     """
-    studio, created = await rules.create_studio(session, principal, body)
-    (view,) = await rules.studio_views(session, [studio])
+    studio, created = await studios.create_studio(session, principal, body)
+    (view,) = await studios.studio_views(session, [studio])
     return created_or_replayed(view, replayed=not created)
 
 
@@ -108,11 +110,11 @@ async def list_mediation_studios(
 ) -> Page[schemas.StudioOut]:
     """Studios whose area lies in a region you administer, newest first, each with its
     active mediators, the cases they carry and how many they may carry at once."""
-    found = await rules.list_studios(
+    found = await studios.list_studios(
         session, principal, active=active, area=area, after=decode_cursor(cursor), limit=limit
     )
     shown, next_cursor = cut_page(found, limit)
-    return Page(items=await rules.studio_views(session, shown), next_cursor=next_cursor)
+    return Page(items=await studios.studio_views(session, shown), next_cursor=next_cursor)
 
 
 @router.patch(
@@ -132,8 +134,8 @@ async def update_mediation_studio(
     """Change the name, description or specialties, or set `active`. An inactive studio is
     no longer offered to residents and its mediators get no new cases; the cases they carry
     stay with them. Sending the same change again changes nothing."""
-    studio = await rules.update_studio(session, principal, studio_id, body)
-    (view,) = await rules.studio_views(session, [studio])
+    studio = await studios.update_studio(session, principal, studio_id, body)
+    (view,) = await studios.studio_views(session, [studio])
     return view
 
 
@@ -171,8 +173,8 @@ async def create_mediator(
     the entry made before (200 with `Idempotent-Replay: true`); a different one is 409
     `mediation.mediator_exists` (change the entry instead).
     """
-    mediator, created = await rules.create_mediator(session, principal, body)
-    (view,) = await rules.mediator_views(session, [mediator])
+    mediator, created = await mediators.create_mediator(session, principal, body)
+    (view,) = await mediators.mediator_views(session, [mediator])
     return created_or_replayed(view, replayed=not created)
 
 
@@ -194,7 +196,7 @@ async def list_mediators(
 ) -> Page[schemas.MediatorOut]:
     """Mediators whose area lies in a region you administer, newest first, each with the
     cases they carry now (assigned, in session or waiting for an agreement)."""
-    found = await rules.list_mediators(
+    found = await mediators.list_mediators(
         session,
         principal,
         studio_id=studio_id,
@@ -203,7 +205,7 @@ async def list_mediators(
         limit=limit,
     )
     shown, next_cursor = cut_page(found, limit)
-    return Page(items=await rules.mediator_views(session, shown), next_cursor=next_cursor)
+    return Page(items=await mediators.mediator_views(session, shown), next_cursor=next_cursor)
 
 
 @router.patch(
@@ -226,8 +228,8 @@ async def update_mediator(
     carry) means no new cases; the ones they carry stay until a supervisor reassigns them. A
     new `area` moves their `mediator` role with it. Sending the same change again changes
     nothing."""
-    mediator = await rules.update_mediator(session, principal, mediator_id, body)
-    (view,) = await rules.mediator_views(session, [mediator])
+    mediator = await mediators.update_mediator(session, principal, mediator_id, body)
+    (view,) = await mediators.mediator_views(session, [mediator])
     return view
 
 
@@ -256,8 +258,8 @@ async def list_fitting_studios(
     """The active studios that take this kind of dispute where the point is (their area
     holds the point's grid) and have a mediator with room now: available ones first, then
     the closest. Mediators are shown by display name and title only."""
-    place = rules.place_at(request.app.state.grid_map, lat, lng, coord)
-    return await rules.list_fitting_studios(session, dispute_type, place)
+    place = service.place_at(request.app.state.grid_map, lat, lng, coord)
+    return await service.list_fitting_studios(session, dispute_type, place)
 
 
 @router.put(
@@ -291,7 +293,7 @@ async def choose_mediation_studio(
     mediator with the lightest load takes it at once. Choosing the same studio again
     changes nothing, so a retry is safe.
     """
-    return await rules.choose_mediation_studio(session, principal, mediation_id, body.studio_id)
+    return await service.choose_mediation_studio(session, principal, mediation_id, body.studio_id)
 
 
 # --- supervisors ---------------------------------------------------------------------------
@@ -315,7 +317,7 @@ async def list_supervised_mediations(
     """Mediations located in regions where you are admin, newest first: number, dispute
     type, state, mediator, days open, time limit, escalation. No parties' contact details.
     Only admins supervise mediation (403 `mediation.supervisors_only` for anyone else)."""
-    found = await rules.list_supervised_mediations(
+    found = await service.list_supervised_mediations(
         session, principal, states=state or (), after=decode_cursor(cursor), limit=limit
     )
     shown, next_cursor = cut_page(found, limit, key=lambda item: item.id)
@@ -351,7 +353,7 @@ async def assign_mediation(
     their `max_active`. Assigning the mediator it already has answers it unchanged, so a
     retry is safe. Only admins of the regions above the mediation find it here (404 for
     anyone else, its parties and mediator included)."""
-    return await rules.assign_mediation(
+    return await service.assign_mediation(
         session, principal, mediation_id, body.mediator_id, body.note
     )
 
@@ -377,7 +379,7 @@ async def list_my_mediation_cases(
     """The cases assigned to you as a mediator, newest first: number, dispute type, state,
     the parties' names, the next session and the time limit. No phones here: the case view
     shows them masked to you. 403 `mediation.not_a_mediator` without a mediator entry."""
-    found = await rules.list_my_mediation_cases(
+    found = await service.list_my_mediation_cases(
         session, principal, states=state or (), after=decode_cursor(cursor), limit=limit
     )
     shown, next_cursor = cut_page(found, limit, key=lambda item: item.id)
