@@ -11,21 +11,19 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 
 from backend.auth.router import router as auth_router
-from backend.cases.router import admin_router as categories_admin_router
-from backend.cases.router import router as cases_router
-from backend.cases.staff_router import router as staff_cases_router
+from backend.cases import router as cases_router
 from backend.core.config import Settings, get_settings
 from backend.core.database import create_engine, create_sessionmaker
 from backend.core.errors import PROBLEM_JSON, install_error_handlers
 from backend.core.ratelimit import create_limiter
 from backend.core.security import PersonalData
 from backend.mediation import router as mediation_router
+from backend.ops import router as ops_router
 from backend.ops.middleware import RequestLogMiddleware
-from backend.ops.router import router as ops_router
+from backend.regions import router as regions_router
 from backend.regions import service as regions_service
-from backend.regions.router import admin_router as regions_admin_router
-from backend.regions.router import router as regions_router
-from backend.storage.router import router as uploads_router
+from backend.stats import router as stats_router
+from backend.storage import router as storage_router
 from backend.storage.service import ObjectStore
 from backend.wechat.client import WechatClient
 from points import router as points_router
@@ -106,11 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_router)
     app.include_router(auth_router, prefix="/v1")
     app.include_router(regions_router, prefix="/v1")
-    app.include_router(regions_admin_router, prefix="/v1")
     app.include_router(cases_router, prefix="/v1")
-    app.include_router(categories_admin_router, prefix="/v1")
-    app.include_router(staff_cases_router, prefix="/v1")
-    app.include_router(uploads_router, prefix="/v1")
+    app.include_router(stats_router, prefix="/v1")
+    app.include_router(storage_router, prefix="/v1")
     app.include_router(mediation_router, prefix="/v1")
     app.include_router(points_router, prefix="/v1")
     app.include_router(volunteers_router, prefix="/v1")

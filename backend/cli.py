@@ -207,7 +207,7 @@ def worker(
     """
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.json_logs)
-    from backend.cases.tasks import run_worker
+    from backend.worker import run_worker
 
     with ExitStack() as stack, _embedded_database(settings, stack) as settings:
         healthy = asyncio.run(

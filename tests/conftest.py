@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from backend.app import create_app
-from backend.cases.service import forget_catalogue
+from backend.cases.categories.service import forget_catalogue
 from backend.core.clock import clock
 from backend.core.config import Environment, Settings
 from backend.core.database import create_engine

@@ -30,7 +30,7 @@ ASSEMBLY = {
 # Each domain and the domains it may import (besides the kernel). Identity and geography
 # are the ground: roles are granted on regions, and regions are administered by roles.
 ALLOWED: dict[str, set[str]] = {
-    "backend.ops": set(),
+    "backend.ops": {"backend.storage"},
     "backend.wechat": set(),
     "backend.auth": {"backend.regions", "backend.wechat"},
     "backend.regions": {"backend.auth"},
@@ -47,6 +47,9 @@ ALLOWED: dict[str, set[str]] = {
         "points",
     },
 }
+# Imported by every domain for the principal: the package stays light (its `__init__`
+# gathers no router), so importing the principal never runs endpoints that import back.
+LIGHT_PACKAGES = {"backend.auth"}
 # Rooms another domain may not reach into.
 PRIVATE_ROOMS = {"router", "tasks"}
 
@@ -105,14 +108,17 @@ def _owner(module: str) -> str:
 
 
 def _edges() -> dict[str, set[str]]:
-    """Module -> modules that importing it runs (its imports and their parent packages)."""
+    """Module -> modules that importing it runs: what it imports, and the packages above
+    those that it is not itself inside (Python runs a package's `__init__` before any of
+    its modules, so a package gathering its own routers is no loop)."""
     graph: dict[str, set[str]] = {module: set() for module in MODULES}
     for module in MODULES:
         for target, _ in _imports(module):
             parts = target.split(".")
             for n in range(1, len(parts) + 1):
                 name = ".".join(parts[:n])
-                if name in MODULES and name != module:
+                inside = module == name or module.startswith(name + ".")
+                if name in MODULES and (name == target or not inside) and name != module:
                     graph[module].add(name)
     return graph
 
@@ -188,6 +194,8 @@ def test_every_domain_gathers_one_router_and_its_rooms_are_complete() -> None:
     for owner in ALLOWED:
         package = MODULES[owner]
         assert package.name == "__init__.py", f"{owner} is a package"
+        if not list(package.parent.rglob("router.py")) or owner in LIGHT_PACKAGES:
+            continue
         tree = ast.parse(package.read_text(encoding="utf-8"))
         assigned = {
             target.id

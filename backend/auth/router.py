@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from backend.auth import errors, service
 from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
@@ -21,6 +21,7 @@ from backend.auth.schemas import (
 )
 from backend.core.clock import now
 from backend.core.database import SessionDep
+from backend.core.deps import PersonalDataDep, SettingsDep, WechatDep
 from backend.core.errors import Forbidden, problem_responses
 from backend.core.pagination import (
     CursorInvalid,
@@ -80,11 +81,14 @@ async def _token_pair(session: SessionDep, issued: service.IssuedTokens) -> Toke
     response_model=TokenPair,
     responses=problem_responses(*WECHAT_ERRORS, errors.AccountDisabled),
 )
-async def login_with_wechat(body: WechatLogin, request: Request, session: SessionDep) -> TokenPair:
+async def login_with_wechat(
+    body: WechatLogin,
+    session: SessionDep,
+    settings: SettingsDep,
+    wechat: WechatDep,
+) -> TokenPair:
     """Exchange a `wx.login()` code for an access token and a refresh token."""
-    issued = await service.login_with_wechat(
-        session, request.app.state.wechat, request.app.state.settings, body.code
-    )
+    issued = await service.login_with_wechat(session, wechat, settings, body.code)
     return await _token_pair(session, issued)
 
 
@@ -96,9 +100,13 @@ async def login_with_wechat(body: WechatLogin, request: Request, session: Sessio
         errors.RefreshTokenInvalid, errors.RefreshTokenReused, errors.AccountDisabled
     ),
 )
-async def refresh_tokens(body: RefreshRequest, request: Request, session: SessionDep) -> TokenPair:
+async def refresh_tokens(
+    body: RefreshRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> TokenPair:
     """Trade a refresh token for a new pair. Each refresh token works once."""
-    issued = await service.refresh(session, request.app.state.settings, body.refresh_token)
+    issued = await service.refresh(session, settings, body.refresh_token)
     return await _token_pair(session, issued)
 
 
@@ -133,13 +141,17 @@ async def get_me(principal: CurrentPrincipal, session: SessionDep) -> Me:
     responses=problem_responses(*AUTH_ERRORS, *WECHAT_ERRORS),
 )
 async def bind_phone(
-    body: PhoneBinding, principal: CurrentPrincipal, request: Request, session: SessionDep
+    body: PhoneBinding,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    wechat: WechatDep,
+    personal_data: PersonalDataDep,
 ) -> Me:
     """Bind the phone number the user approved in the getPhoneNumber button."""
     await service.bind_phone(
         session,
-        request.app.state.wechat,
-        request.app.state.personal_data,
+        wechat,
+        personal_data,
         principal.user,
         body.code,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 
 from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
 from backend.cases import schemas, service
@@ -16,11 +16,7 @@ from backend.cases.errors import (
     CaseNotFound,
     CaseNotOpen,
     CaseTransitionNotAllowed,
-    CatalogueAdminOnly,
-    CategoryDuplicate,
     CategoryInvalid,
-    CategoryNotFound,
-    CategorySlaInvalid,
     IdempotencyConflict,
     NotReporter,
     OutsideServiceArea,
@@ -28,6 +24,7 @@ from backend.cases.errors import (
 )
 from backend.cases.models import CaseKind, CaseState
 from backend.core.database import SessionDep
+from backend.core.deps import GridMapDep, SettingsDep, StoreDep
 from backend.core.errors import problem_responses
 from backend.core.idempotency import KEY_ERRORS, created_or_replayed, replayable
 from backend.core.pagination import (
@@ -40,10 +37,9 @@ from backend.core.pagination import (
 )
 from backend.core.ratelimit import RateLimited
 from backend.storage.errors import CLAIM_ERRORS
-from backend.storage.service import ObjectStore
 
 router = APIRouter(tags=["cases"])
-admin_router = APIRouter(prefix="/admin/categories", tags=["admin"])
+
 
 _SUBMIT_ERRORS = (
     *AUTH_ERRORS,
@@ -55,6 +51,7 @@ _SUBMIT_ERRORS = (
     *CLAIM_ERRORS,
 )
 
+
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -63,12 +60,9 @@ IdempotencyKey = Annotated[
         "the same on every retry of it (e.g. a UUID made when the resident taps submit).",
     ),
 ]
+
+
 SubmitLimit = RateLimit("case_submit", "10/minute")
-
-
-def _store(request: Request) -> ObjectStore:
-    store: ObjectStore = request.app.state.object_store
-    return store
 
 
 def _submission_responses() -> dict[int | str, dict[str, Any]]:
@@ -78,8 +72,9 @@ def _submission_responses() -> dict[int | str, dict[str, Any]]:
 
 
 async def _submit(
-    request: Request,
     session: SessionDep,
+    grid_map: GridMapDep,
+    store: StoreDep,
     principal: CurrentPrincipal,
     kind: CaseKind,
     body: schemas.ReportCreate,
@@ -87,8 +82,8 @@ async def _submit(
 ) -> Response:
     submission = await service.submit(
         session,
-        grid_map=request.app.state.grid_map,
-        store=_store(request),
+        grid_map=grid_map,
+        store=store,
         principal=principal,
         kind=kind,
         body=body,
@@ -107,8 +102,9 @@ async def _submit(
     responses=_submission_responses(),
 )
 async def submit_report(
-    request: Request,
     session: SessionDep,
+    grid_map: GridMapDep,
+    store: StoreDep,
     principal: CurrentPrincipal,
     body: schemas.ReportCreate,
     _: SubmitLimit,
@@ -121,7 +117,9 @@ async def submit_report(
     key with another body is refused. The answer lists open cases of the same category
     within 100 m from the last 3 days, which the resident may support instead.
     """
-    return await _submit(request, session, principal, CaseKind.report, body, idempotency_key)
+    return await _submit(
+        session, grid_map, store, principal, CaseKind.report, body, idempotency_key
+    )
 
 
 @router.post(
@@ -133,8 +131,9 @@ async def submit_report(
     responses=_submission_responses(),
 )
 async def submit_complaint(
-    request: Request,
     session: SessionDep,
+    grid_map: GridMapDep,
+    store: StoreDep,
     principal: CurrentPrincipal,
     body: schemas.ComplaintCreate,
     _: SubmitLimit,
@@ -144,7 +143,9 @@ async def submit_complaint(
 
     As a report, plus `target`: whom the complaint is about. Idempotent in the same way.
     """
-    return await _submit(request, session, principal, CaseKind.complaint, body, idempotency_key)
+    return await _submit(
+        session, grid_map, store, principal, CaseKind.complaint, body, idempotency_key
+    )
 
 
 @router.get(
@@ -177,7 +178,7 @@ async def list_my_cases(
     responses=problem_responses(*AUTH_ERRORS, CaseNotFound),
 )
 async def get_case(
-    case_id: uuid.UUID, request: Request, session: SessionDep, principal: CurrentPrincipal
+    case_id: uuid.UUID, session: SessionDep, store: StoreDep, principal: CurrentPrincipal
 ) -> schemas.CaseOut:
     """A report or complaint with its timeline and attachments.
 
@@ -186,7 +187,7 @@ async def get_case(
     anonymous case.
     """
     case = await service.visible_case(session, principal, case_id)
-    return await service.case_view(session, _store(request), case, viewer=principal)
+    return await service.case_view(session, store, case, viewer=principal)
 
 
 @router.post(
@@ -223,17 +224,15 @@ async def support_case(
 async def rate_case(
     case_id: uuid.UUID,
     body: schemas.RatingIn,
-    request: Request,
     session: SessionDep,
+    store: StoreDep,
     principal: CurrentPrincipal,
 ) -> schemas.CaseOut:
     """Rate a resolved case from 1 to 5, which closes it. Only its reporter may.
 
     Sending the same rating again answers the closed case unchanged.
     """
-    return await service.rate(
-        session, _store(request), principal, case_id, body.rating, body.comment
-    )
+    return await service.rate(session, store, principal, case_id, body.rating, body.comment)
 
 
 @router.post(
@@ -253,8 +252,9 @@ async def rate_case(
 async def reopen_case(
     case_id: uuid.UUID,
     body: schemas.ReopenIn,
-    request: Request,
     session: SessionDep,
+    settings: SettingsDep,
+    store: StoreDep,
     principal: CurrentPrincipal,
 ) -> schemas.CaseOut:
     """Dispute the result: reopen a resolved or closed case within 7 days of its resolution.
@@ -263,87 +263,9 @@ async def reopen_case(
     """
     return await service.reopen(
         session,
-        _store(request),
+        store,
         principal,
         case_id,
         body.reason,
-        window_days=request.app.state.settings.case_reopen_days,
-    )
-
-
-# --- The category catalogue --------------------------------------------------------------
-
-
-@router.get(
-    "/categories",
-    operation_id="list_categories",
-    summary="List the categories residents choose from",
-    response_model=list[schemas.CategoryOut],
-    responses=problem_responses(),
-)
-async def list_categories(
-    session: SessionDep,
-    kind: Annotated[CaseKind | None, Query(description="Only categories of this kind.")] = None,
-) -> list[schemas.CategoryOut]:
-    """The categories a resident can choose from, in display order. Public."""
-    return [service.category_out(c) for c in await service.list_categories(session, kind)]
-
-
-@admin_router.get(
-    "",
-    operation_id="list_all_categories",
-    summary="List every category, inactive ones included",
-    response_model=list[schemas.CategoryOut],
-    responses=problem_responses(*AUTH_ERRORS, CatalogueAdminOnly),
-)
-async def list_all_categories(
-    session: SessionDep,
-    principal: CurrentPrincipal,
-    kind: Annotated[CaseKind | None, Query(description="Only categories of this kind.")] = None,
-) -> list[schemas.CategoryOut]:
-    """Every category, inactive ones included. Needs the admin role on a city."""
-    service.require_catalogue_admin(principal)
-    categories = await service.list_categories(session, kind, include_inactive=True)
-    return [service.category_out(c) for c in categories]
-
-
-@admin_router.post(
-    "",
-    operation_id="create_category",
-    summary="Add a category",
-    status_code=status.HTTP_201_CREATED,
-    response_model=schemas.CategoryOut,
-    responses=problem_responses(
-        *AUTH_ERRORS, CatalogueAdminOnly, CategoryDuplicate, CategorySlaInvalid
-    ),
-)
-async def create_category(
-    body: schemas.CategoryCreate, session: SessionDep, principal: CurrentPrincipal
-) -> schemas.CategoryOut:
-    """Add a category with its SLA and handling unit. Needs the admin role on a city."""
-    return service.category_out(await service.create_category(session, principal, body))
-
-
-@admin_router.patch(
-    "/{category_id}",
-    operation_id="update_category",
-    summary="Change a category",
-    response_model=schemas.CategoryOut,
-    responses=problem_responses(
-        *AUTH_ERRORS, CatalogueAdminOnly, CategoryNotFound, CategorySlaInvalid
-    ),
-)
-async def update_category(
-    category_id: uuid.UUID,
-    body: schemas.CategoryUpdate,
-    session: SessionDep,
-    principal: CurrentPrincipal,
-) -> schemas.CategoryOut:
-    """Rename, re-time, reorder, or (de)activate a category. Needs the admin role on a city.
-
-    New deadlines apply to cases submitted from now on; a deactivated category disappears
-    from the app's list, while its cases stay as they are.
-    """
-    return service.category_out(
-        await service.update_category(session, principal, category_id, body)
+        window_days=settings.case_reopen_days,
     )

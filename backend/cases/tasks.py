@@ -7,36 +7,34 @@ and a case a worker finished no longer matches once its transaction has committe
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime, and_, cast, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.cases import workflow
 from backend.cases.models import Case, CaseEvent, CaseKind, CaseState
-from backend.cases.workbench import RESOLUTION_STATES, RESPONSE_STATES
+from backend.cases.staff.service import RESOLUTION_STATES, RESPONSE_STATES
 from backend.core.clock import now
 from backend.core.config import Settings
-from backend.core.database import create_engine, create_sessionmaker
-from backend.mediation import tasks as mediation_tasks
-from backend.storage import service as storage_service
-from backend.storage.service import ObjectStore
-from points import tasks as points_tasks
-from volunteers import tasks as volunteers_tasks
+from backend.core.jobs import Job
 
 log = logging.getLogger("shanzhi.worker")
 
+
 BATCH_SIZE = 100
+
+
 SYSTEM_ACTOR = workflow.Actor(None, workflow.SYSTEM)
+
+
 RESPONSE_OVERDUE = "response_overdue"
+
+
 RESOLUTION_OVERDUE = "resolution_overdue"
 
 
@@ -244,100 +242,13 @@ async def close_unrated(
             return total
 
 
-# --- uploads nobody used -----------------------------------------------------------------
-
-
-async def purge_uploads(session: AsyncSession, store: ObjectStore) -> int:
-    """Remove unattached uploads, one committed batch at a time; how many were."""
-    total = 0
-    while True:
-        removed = await storage_service.purge_unattached(session, store)
-        await session.commit()
-        total += removed
-        if removed == 0:
-            return total
-
-
-# --- the loop ----------------------------------------------------------------------------
-
-Job = Callable[[AsyncSession], Awaitable[int]]
-
-
-async def run_jobs(
-    factory: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    store: ObjectStore | None,
-) -> bool:
-    """Run every job once, each in its own session; False if any of them failed."""
-    jobs: list[tuple[str, str, Job]] = [
-        ("escalate_overdue", "escalated", lambda session: escalate_overdue(session, now())),
-        (
+def jobs(settings: Settings) -> list[Job]:
+    # Looked up when they run (not bound here), so a test can replace one.
+    return [
+        Job("escalate_overdue", "escalated", lambda session: escalate_overdue(session, now())),
+        Job(
             "close_unrated",
             "closed",
             lambda session: close_unrated(session, now(), settings.case_autoclose_days),
         ),
     ]
-    if store is not None:
-        jobs.append(("purge_uploads", "purged", lambda session: purge_uploads(session, store)))
-    jobs.extend(points_tasks.jobs(settings))
-    jobs.extend(volunteers_tasks.jobs(settings))
-    jobs.extend(mediation_tasks.jobs(settings))
-    healthy = True
-    counts: dict[str, int | None] = {}
-    for name, verb, job in jobs:
-        try:
-            async with factory() as session:
-                counts[verb] = await job(session)
-        except Exception:
-            log.exception("job %s failed; it runs again next time", name)
-            counts[verb] = None
-            healthy = False
-    # One line per run: how many cases each job handled ("failed" for a job that broke).
-    log.info(
-        "worker run: %s",
-        ", ".join(f"{name} {'failed' if n is None else n}" for name, n in counts.items()),
-        extra={"counts": counts},
-    )
-    return healthy
-
-
-async def run_worker(settings: Settings, *, once: bool, interval: float) -> bool:
-    """Run the jobs every `interval` seconds until SIGINT or SIGTERM (or once).
-
-    A signal stops the loop between runs or cuts the wait short; a run in progress is
-    cancelled, and its open batch rolls back (what it already committed stays).
-    Answers whether the last run succeeded.
-    """
-    assert settings.database_url
-    engine = create_engine(settings.database_url, pool_size=2)
-    factory = create_sessionmaker(engine)
-    store = ObjectStore(settings) if settings.s3_endpoint else None
-    if store is None:
-        log.info("no S3 endpoint configured: unattached uploads are not purged")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    healthy = True
-    try:
-        while not stop.is_set():
-            run = asyncio.create_task(run_jobs(factory, settings, store))
-            stopped = asyncio.create_task(stop.wait())
-            await asyncio.wait({run, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if not run.done():
-                run.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await run
-                break
-            stopped.cancel()
-            healthy = run.result()
-            if once:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-        await engine.dispose()
-    log.info("worker stopped")
-    return healthy

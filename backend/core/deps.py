@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.core.config import Settings
 from backend.core.security import PersonalData
@@ -30,6 +31,11 @@ def _personal_data(request: Request) -> PersonalData:
     return personal_data
 
 
+def _engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
 def _object_store(request: Request) -> Any:
     return request.app.state.object_store
 
@@ -43,6 +49,7 @@ def _wechat(request: Request) -> Any:
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
+EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 PersonalDataDep = Annotated[PersonalData, Depends(_personal_data)]
 StoreDep = Annotated["ObjectStore", Depends(_object_store)]
 GridMapDep = Annotated["GridMap", Depends(_grid_map)]

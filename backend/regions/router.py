@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Path, Query, status
 
 from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.core.database import SessionDep
+from backend.core.deps import GridMapDep
 from backend.core.errors import Forbidden, problem_responses
 from backend.regions import schemas
 from backend.regions import service as regions_service
@@ -26,12 +27,6 @@ router = APIRouter(prefix="/regions", tags=["regions"])
 admin_router = APIRouter(prefix="/admin/regions", tags=["regions-admin"])
 
 
-def _grid_map(request: Request) -> regions_service.GridMap:
-    grid_map: regions_service.GridMap = request.app.state.grid_map
-    return grid_map
-
-
-GridMapDep = Annotated[regions_service.GridMap, Depends(_grid_map)]
 RegionCode = Annotated[
     str,
     Path(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backend.core.errors import Problem
@@ -279,4 +280,15 @@ __all__ = [
     "RegionDetail",
     "RegionSummary",
     "RegionUpdate",
+]
+
+
+# A region's code as a query parameter (staff lists and figures).
+RegionQuery = Annotated[
+    str | None,
+    Query(
+        pattern=CODE_PATTERN,
+        max_length=1040,
+        description="A region's code, e.g. `gz.tianhe.shipai`; it must lie in your regions.",
+    ),
 ]

@@ -6,11 +6,11 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, status
+from fastapi import APIRouter, Path, status
 
 from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
-from backend.core.config import Settings
 from backend.core.database import SessionDep
+from backend.core.deps import SettingsDep, StoreDep
 from backend.core.errors import problem_responses
 from backend.core.ratelimit import RateLimited
 from backend.storage import schemas
@@ -21,23 +21,8 @@ from backend.storage.errors import (
     UploadTooLarge,
     UploadTypeNotAllowed,
 )
-from backend.storage.service import ObjectStore
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
-
-
-def _object_store(request: Request) -> ObjectStore:
-    store: ObjectStore = request.app.state.object_store
-    return store
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-ObjectStoreDep = Annotated[ObjectStore, Depends(_object_store)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 @router.post(
@@ -52,7 +37,7 @@ async def create_upload(
     body: schemas.UploadCreate,
     principal: CurrentPrincipal,
     session: SessionDep,
-    store: ObjectStoreDep,
+    store: StoreDep,
     settings: SettingsDep,
     _: RateLimit("upload_create", "30/minute"),  # type: ignore[valid-type]
 ) -> schemas.UploadTicket:
@@ -93,7 +78,7 @@ async def get_upload(
     upload_id: Annotated[uuid.UUID, Path(description="The upload's id.")],
     principal: CurrentPrincipal,
     session: SessionDep,
-    store: ObjectStoreDep,
+    store: StoreDep,
 ) -> schemas.UploadOut:
     """Whether the file has arrived in storage (`uploaded`) or is still `pending`, and
     whether a case uses it. Only its owner can see an upload.

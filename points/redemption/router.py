@@ -7,12 +7,14 @@ import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Query, Response, status
 from pydantic import AwareDatetime
 
 from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
 from backend.core.clock import now
+from backend.core.config import Settings
 from backend.core.database import SessionDep
+from backend.core.deps import SettingsDep, StoreDep
 from backend.core.errors import problem_responses
 from backend.core.idempotency import KEY_ERRORS, REPLAY_HEADER_DOC, created_or_replayed, replayable
 from backend.core.pagination import (
@@ -27,7 +29,6 @@ from backend.core.ratelimit import RateLimited
 from backend.regions.coords import CoordSystem
 from backend.regions.errors import RegionNotFound
 from backend.storage.errors import CLAIM_ERRORS
-from backend.storage.service import ObjectStore
 from points.ledger.errors import IdempotencyConflict, InsufficientBalance
 from points.models import RedemptionState
 from points.redemption import catalog, codes, export, schemas, service
@@ -90,13 +91,8 @@ PickupCode = Annotated[
 ]
 
 
-def _store(request: Request) -> ObjectStore:
-    store: ObjectStore = request.app.state.object_store
-    return store
-
-
-def _signer(request: Request) -> codes.Signer:
-    return codes.signer_for(request.app.state.settings.data_key.get_secret_value())
+def _signer(settings: Settings) -> codes.Signer:
+    return codes.signer_for(settings.data_key.get_secret_value())
 
 
 # --- the member's side ---------------------------------------------------------------------
@@ -111,8 +107,8 @@ def _signer(request: Request) -> codes.Signer:
     responses=problem_responses(*AUTH_ERRORS, ServiceCenterNotFound, CatalogQueryInvalid),
 )
 async def list_rewards(
-    request: Request,
     session: SessionDep,
+    store: StoreDep,
     principal: CurrentPrincipal,
     center: Annotated[
         str | None,
@@ -147,7 +143,7 @@ async def list_rewards(
         location = schemas.PointIn(lat=lat, lng=lng, coord=coord)
     return await catalog.catalog(
         session,
-        _store(request),
+        store,
         principal.user_id,
         center=center,
         location=location,
@@ -169,8 +165,8 @@ async def list_rewards(
     ),
 )
 async def create_redemption(
-    request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     principal: CurrentPrincipal,
     body: schemas.RedemptionCreate,
     _: RateLimit("points_redeem", "30/minute"),
@@ -187,11 +183,11 @@ async def create_redemption(
     """
     outcome = await service.create_redemption(
         session,
-        signer=_signer(request),
+        signer=_signer(settings),
         member_id=principal.user_id,
         body=body,
         idempotency_key=idempotency_key,
-        pickup_hours=request.app.state.settings.points_pickup_hours,
+        pickup_hours=settings.points_pickup_hours,
     )
     view = await service.redemption_view(session, outcome.redemption)
     return created_or_replayed(view, replayed=outcome.replayed)
@@ -269,14 +265,14 @@ async def cancel_redemption(
     responses=problem_responses(*AUTH_ERRORS),
 )
 async def get_member_code(
-    request: Request, response: Response, principal: CurrentPrincipal
+    response: Response, principal: CurrentPrincipal, settings: SettingsDep
 ) -> schemas.MemberCodeOut:
     """A code to show as a QR at a service center's counter, where staff redeem in one step.
 
     It names the caller and the current minute, signed by the server; staff can scan it
     until `expires_at` (about a minute after the app should have refreshed it).
     """
-    code = _signer(request).member_code(principal.user_id, now())
+    code = _signer(settings).member_code(principal.user_id, now())
     response.headers["Cache-Control"] = "no-store"
     return schemas.MemberCodeOut(
         code=code.code, expires_at=code.expires_at, refresh_after=code.refresh_after
@@ -299,8 +295,8 @@ async def get_member_code(
 async def fulfil_redemption(
     code: PickupCode,
     body: schemas.FulfilIn,
-    request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     principal: CurrentPrincipal,
     _: RateLimit("points_fulfil", "120/minute"),
 ) -> schemas.RedemptionOut:
@@ -314,7 +310,7 @@ async def fulfil_redemption(
     """
     outcome = await service.fulfil_redemption(
         session,
-        signer=_signer(request),
+        signer=_signer(settings),
         principal=principal,
         code=code,
         center_id=body.center,
@@ -344,8 +340,8 @@ async def fulfil_redemption(
     ),
 )
 async def create_counter_redemption(
-    request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     principal: CurrentPrincipal,
     body: schemas.CounterRedemptionCreate,
     _: RateLimit("points_counter", "120/minute"),
@@ -360,7 +356,7 @@ async def create_counter_redemption(
     """
     outcome = await service.counter_redemption(
         session,
-        signer=_signer(request),
+        signer=_signer(settings),
         principal=principal,
         body=body,
         idempotency_key=idempotency_key,
@@ -509,8 +505,8 @@ async def update_service_center(
     responses=problem_responses(*_ADMIN_ERRORS, CursorInvalid),
 )
 async def list_admin_rewards(
-    request: Request,
     session: SessionDep,
+    store: StoreDep,
     principal: CurrentPrincipal,
     cursor: CursorParam = None,
     limit: LimitParam = 20,
@@ -522,7 +518,7 @@ async def list_admin_rewards(
     page, next_cursor = cut_page(found, limit)
     photos = await catalog.reward_photos(session, page)
     return Page(
-        items=[catalog.reward_out(_store(request), r, photos.get(r.id)) for r in page],
+        items=[catalog.reward_out(store, r, photos.get(r.id)) for r in page],
         next_cursor=next_cursor,
     )
 
@@ -537,15 +533,15 @@ async def list_admin_rewards(
     responses=problem_responses(*_ADMIN_ERRORS, RegionNotFound, RewardWindowInvalid, *CLAIM_ERRORS),
 )
 async def create_reward(
-    request: Request,
     body: schemas.RewardCreate,
     session: SessionDep,
+    store: StoreDep,
     principal: CurrentPrincipal,
 ) -> schemas.RewardOut:
     """A reward offered at the service centers of a region where you are admin. It is
     listed at a center once stocked there (`POST /v1/admin/rewards/{id}/stock`)."""
-    reward = await catalog.create_reward(session, _store(request), principal, body)
-    return catalog.reward_out(_store(request), reward, await catalog.reward_photo(session, reward))
+    reward = await catalog.create_reward(session, store, principal, body)
+    return catalog.reward_out(store, reward, await catalog.reward_photo(session, reward))
 
 
 @router.patch(
@@ -558,15 +554,15 @@ async def create_reward(
 )
 async def update_reward(
     reward_id: uuid.UUID,
-    request: Request,
     body: schemas.RewardUpdate,
     session: SessionDep,
+    store: StoreDep,
     principal: CurrentPrincipal,
 ) -> schemas.RewardOut:
     """Change a reward of your regions: a new price applies from now on (what is reserved
     keeps its price); null `limit` removes the limit, null window ends open the window."""
-    reward = await catalog.update_reward(session, _store(request), principal, reward_id, body)
-    return catalog.reward_out(_store(request), reward, await catalog.reward_photo(session, reward))
+    reward = await catalog.update_reward(session, store, principal, reward_id, body)
+    return catalog.reward_out(store, reward, await catalog.reward_photo(session, reward))
 
 
 @router.post(

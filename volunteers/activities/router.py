@@ -8,11 +8,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import AwareDatetime
 
 from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.core.database import SessionDep
+from backend.core.deps import SettingsDep
 from backend.core.errors import Forbidden, problem_responses
 from backend.core.idempotency import KEY_ERRORS, created_or_replayed, replayable
 from backend.core.pagination import CursorInvalid, CursorParam, LimitParam, Page, decode_cursor
@@ -75,11 +76,6 @@ IdempotencyKey = Annotated[
         "same on every retry of it (e.g. a UUID made when the form is opened).",
     ),
 ]
-
-
-def _cancel_hours(request: Request) -> float:
-    hours: float = request.app.state.settings.volunteer_cancel_hours
-    return hours
 
 
 # --- staff: managing activities ------------------------------------------------------------
@@ -416,8 +412,8 @@ async def enrol_in_activity(
 )
 async def cancel_enrolment(
     enrolment_id: uuid.UUID,
-    request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     principal: CurrentPrincipal,
 ) -> schemas.EnrolmentOut:
     """Give up a place until `SHANZHI_VOLUNTEER_CANCEL_HOURS` (default 2) before the start
@@ -425,7 +421,7 @@ async def cancel_enrolment(
     first in the queue at once. Leaving the queue is possible until the activity ends.
     Only your own enrolments exist here. Cancelling a cancelled enrolment answers it."""
     enrolment = await enrolment_service.cancel_enrolment(
-        session, principal, enrolment_id, cancel_hours=_cancel_hours(request)
+        session, principal, enrolment_id, cancel_hours=settings.volunteer_cancel_hours
     )
     [view] = await queries.enrolment_views(session, [enrolment])
     return view

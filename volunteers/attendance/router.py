@@ -12,7 +12,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
+from backend.core.config import Settings
 from backend.core.database import SessionDep
+from backend.core.deps import SettingsDep
 from backend.core.errors import problem_responses
 from backend.core.i18n import Language, negotiate
 from backend.core.pagination import (
@@ -76,8 +78,7 @@ def _language(request: Request, response: Response) -> Language:
     return language
 
 
-def _limits(request: Request) -> judging.Limits:
-    settings = request.app.state.settings
+def _limits(settings: Settings) -> judging.Limits:
     return judging.Limits(
         grace=timedelta(minutes=settings.volunteer_checkin_grace_minutes),
         max_accuracy_m=settings.volunteer_max_accuracy_m,
@@ -103,9 +104,9 @@ def _location(body: schemas.ScanIn) -> judging.Location:
 )
 async def get_checkin_code(
     activity_id: uuid.UUID,
-    request: Request,
     response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     principal: CurrentPrincipal,
 ) -> schemas.CheckinCodeOut:
     """The code volunteers scan to check in and out, for the leader's or the service
@@ -118,7 +119,7 @@ async def get_checkin_code(
     (the grace after its end), else 409.
     """
     shown = await service.checkin_code(
-        session, principal, activity_id, grace=_limits(request).grace
+        session, principal, activity_id, grace=_limits(settings).grace
     )
     response.headers["Cache-Control"] = "no-store"
     return schemas.CheckinCodeOut(
@@ -169,6 +170,7 @@ async def check_in(
     request: Request,
     response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     principal: CurrentPrincipal,
     _: RateLimit(*_SCAN_LIMIT),
 ) -> schemas.AttendanceOut:
@@ -190,7 +192,7 @@ async def check_in(
         activity_id,
         code=body.code,
         location=_location(body),
-        limits=_limits(request),
+        limits=_limits(settings),
     )
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
@@ -213,6 +215,7 @@ async def check_out(
     request: Request,
     response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     principal: CurrentPrincipal,
     _: RateLimit(*_SCAN_LIMIT),
 ) -> schemas.AttendanceOut:
@@ -233,7 +236,7 @@ async def check_out(
         activity_id,
         code=body.code,
         location=_location(body),
-        limits=_limits(request),
+        limits=_limits(settings),
     )
     return queries.attendance_view(outcome, _language(request, response))
 
@@ -259,6 +262,7 @@ async def upload_track(
     request: Request,
     response: Response,
     session: SessionDep,
+    settings: SettingsDep,
     principal: CurrentPrincipal,
     _: RateLimit("attendance_track", "60/minute"),
 ) -> schemas.TrackOut:
@@ -272,7 +276,7 @@ async def upload_track(
     (`added: 0`).
     """
     outcome = await service.upload_track(
-        session, principal, activity_id, body.points, limits=_limits(request)
+        session, principal, activity_id, body.points, limits=_limits(settings)
     )
     return schemas.TrackOut(
         stored=outcome.stored,

@@ -8,10 +8,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response, status
+from fastapi import APIRouter, Header, Response, status
 
 from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
 from backend.core.database import SessionDep
+from backend.core.deps import GridMapDep, StoreDep
 from backend.core.errors import problem_responses
 from backend.core.idempotency import KEY_ERRORS, created_or_replayed, replayable
 from backend.core.pagination import (
@@ -109,8 +110,9 @@ async def get_inspection_checklist(
 async def file_inspection(
     activity_id: uuid.UUID,
     body: schemas.InspectionCreate,
-    request: Request,
     session: SessionDep,
+    grid_map: GridMapDep,
+    store: StoreDep,
     principal: CurrentPrincipal,
     _: RateLimit("inspection_file", "30/minute"),
     idempotency_key: IdempotencyKey = None,
@@ -128,8 +130,8 @@ async def file_inspection(
     """
     filed = await service.file_inspection(
         session,
-        grid_map=request.app.state.grid_map,
-        store=request.app.state.object_store,
+        grid_map=grid_map,
+        store=store,
         principal=principal,
         activity_id=activity_id,
         body=body,

@@ -22,6 +22,7 @@ from sqlmodel import col
 
 from backend.auth.principal import Principal, region_scope
 from backend.cases import service as cases_service
+from backend.cases.categories import service as categories_service
 from backend.cases.models import Case, CaseKind, CaseState, Category, Channel
 from backend.cases.schemas import ReportCreate
 from backend.core.idempotency import check_idempotency_key, request_hash
@@ -346,7 +347,7 @@ def _checked_in(attendance: Attendance | None) -> Attendance:
 
 async def _require_category(session: AsyncSession, item: ChecklistItem) -> Category:
     # The same (cached) look-up `submit` makes, so both agree on what is in use.
-    category = await cases_service.active_category(session, CaseKind.report, item.category)
+    category = await categories_service.active_category(session, CaseKind.report, item.category)
     if category is None:
         raise CategoryUnavailable(
             item=item.code, label=item.label, label_en=item.label_en, category=item.category

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
 from backend.cases.errors import CaseChangedMeanwhile, IdempotencyConflict, OutsideServiceArea
 from backend.core.database import SessionDep
+from backend.core.deps import GridMapDep, PersonalDataDep, SettingsDep, StoreDep
 from backend.core.errors import problem_responses
 from backend.core.i18n import negotiate
 from backend.core.idempotency import KEY_ERRORS, created_or_replayed, replayable
@@ -25,7 +26,6 @@ from backend.core.pagination import (
     decode_cursor,
 )
 from backend.core.ratelimit import RateLimited
-from backend.core.security import PersonalData
 from backend.mediation.errors import MediationEnded, MediationNotFound
 from backend.mediation.models import MediationState
 from backend.mediation.requests import invitations, queries, schemas, service
@@ -46,7 +46,6 @@ from backend.mediation.requests.errors import (
     RespondentIsYou,
 )
 from backend.storage.errors import CLAIM_ERRORS
-from backend.storage.service import ObjectStore
 
 router = APIRouter(tags=["mediation"])
 
@@ -107,16 +106,6 @@ RequestLimit = RateLimit("mediation_request", "10/hour")
 InvitationLimit = RateLimit("mediation_invitation", "20/minute")
 
 
-def _store(request: Request) -> ObjectStore:
-    store: ObjectStore = request.app.state.object_store
-    return store
-
-
-def _personal_data(request: Request) -> PersonalData:
-    personal_data: PersonalData = request.app.state.personal_data
-    return personal_data
-
-
 def _request_responses() -> dict[int | str, dict[str, Any]]:
     return replayable(
         _REQUEST_ERRORS,
@@ -136,6 +125,10 @@ def _request_responses() -> dict[int | str, dict[str, Any]]:
 async def request_mediation(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
+    personal_data: PersonalDataDep,
+    grid_map: GridMapDep,
+    store: StoreDep,
     principal: CurrentPrincipal,
     body: schemas.MediationRequest,
     _: RequestLimit,
@@ -156,14 +149,14 @@ async def request_mediation(
     """
     requested = await service.request_mediation(
         session,
-        grid_map=request.app.state.grid_map,
-        store=_store(request),
-        personal_data=_personal_data(request),
+        grid_map=grid_map,
+        store=store,
+        personal_data=personal_data,
         principal=principal,
         body=body,
         idempotency_key=idempotency_key,
-        consent_hours=request.app.state.settings.mediation_consent_hours,
-        time_limit_days=request.app.state.settings.mediation_time_limit_days,
+        consent_hours=settings.mediation_consent_hours,
+        time_limit_days=settings.mediation_time_limit_days,
         language=negotiate(request.headers.get("accept-language")),
     )
     return created_or_replayed(requested.mediation, replayed=requested.replayed)
@@ -202,7 +195,7 @@ async def list_my_mediations(
     responses=problem_responses(*AUTH_ERRORS, MediationNotFound),
 )
 async def get_mediation(
-    mediation_id: uuid.UUID, request: Request, session: SessionDep, principal: CurrentPrincipal
+    mediation_id: uuid.UUID, session: SessionDep, store: StoreDep, principal: CurrentPrincipal
 ) -> schemas.MediationOut:
     """A mediation with its parties, mediator, deadlines, evidence, outcome and timeline.
 
@@ -210,7 +203,7 @@ async def get_mediation(
     does not exist (404). Contact details stay private: a party sees only their own masked
     phone, the mediator and supervisors every party's masked phone, nobody a full number.
     """
-    return await queries.get_mediation(session, _store(request), principal, mediation_id)
+    return await queries.get_mediation(session, store, principal, mediation_id)
 
 
 @router.post(
@@ -224,8 +217,8 @@ async def get_mediation(
 )
 async def withdraw_mediation(
     mediation_id: uuid.UUID,
-    request: Request,
     session: SessionDep,
+    store: StoreDep,
     principal: CurrentPrincipal,
     body: schemas.WithdrawIn | None = None,
 ) -> schemas.MediationOut:
@@ -235,7 +228,7 @@ async def withdraw_mediation(
     withdrawn mediation unchanged; a mediation that already ended cannot be withdrawn (409).
     """
     reason = body.reason if body else None
-    return await service.withdraw(session, _store(request), principal, mediation_id, reason)
+    return await service.withdraw(session, store, principal, mediation_id, reason)
 
 
 @router.post(
@@ -257,8 +250,8 @@ async def withdraw_mediation(
 async def reissue_invitation(
     mediation_id: uuid.UUID,
     party_id: uuid.UUID,
-    request: Request,
     session: SessionDep,
+    personal_data: PersonalDataDep,
     principal: CurrentPrincipal,
 ) -> schemas.InvitationIssued:
     """A new invitation code for a respondent who has not answered yet (the applicant only,
@@ -266,7 +259,7 @@ async def reissue_invitation(
     working. A retry issues another code, and only the newest works.
     """
     return await invitations.reissue_invitation(
-        session, _personal_data(request), principal, mediation_id, party_id
+        session, personal_data, principal, mediation_id, party_id
     )
 
 
@@ -281,8 +274,8 @@ async def reissue_invitation(
 )
 async def get_mediation_invitation(
     code: InvitationCode,
-    request: Request,
     session: SessionDep,
+    personal_data: PersonalDataDep,
     principal: CurrentPrincipal,
     _: InvitationLimit,
 ) -> schemas.InvitationOut:
@@ -292,7 +285,7 @@ async def get_mediation_invitation(
     Once someone answered with the code, it works only for them (409 for anyone else).
     Lookups are rate-limited per user.
     """
-    return await invitations.get_invitation(session, _personal_data(request), principal, code)
+    return await invitations.get_invitation(session, personal_data, principal, code)
 
 
 @router.post(
@@ -304,8 +297,8 @@ async def get_mediation_invitation(
 )
 async def accept_mediation_invitation(
     code: InvitationCode,
-    request: Request,
     session: SessionDep,
+    personal_data: PersonalDataDep,
     principal: CurrentPrincipal,
     _: InvitationLimit,
 ) -> schemas.InvitationOut:
@@ -317,7 +310,7 @@ async def accept_mediation_invitation(
     Sending it again answers the same; the applicant cannot accept their own invitation,
     and a code someone else answered is refused (409).
     """
-    return await invitations.accept_invitation(session, _personal_data(request), principal, code)
+    return await invitations.accept_invitation(session, personal_data, principal, code)
 
 
 @router.post(
@@ -329,8 +322,8 @@ async def accept_mediation_invitation(
 )
 async def decline_mediation_invitation(
     code: InvitationCode,
-    request: Request,
     session: SessionDep,
+    personal_data: PersonalDataDep,
     principal: CurrentPrincipal,
     _: InvitationLimit,
     body: schemas.DeclineIn | None = None,
@@ -341,5 +334,5 @@ async def decline_mediation_invitation(
     Sending it again answers the same.
     """
     return await invitations.decline_invitation(
-        session, _personal_data(request), principal, code, body.reason if body else None
+        session, personal_data, principal, code, body.reason if body else None
     )

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from backend.auth.principal import Principal
-from backend.cases import service as cases_service
 from backend.cases import workflow
+from backend.cases.categories import service as categories_service
 from backend.cases.errors import IdempotencyConflict, OutsideServiceArea
 from backend.cases.models import Case, CaseAttachment, CaseKind, CaseState
 from backend.cases.workflow import Action, Actor
@@ -109,7 +109,7 @@ async def request_mediation(
     located = grid_map.locate(lat, lng)
     if located is None or located.grid.id is None:
         raise OutsideServiceArea()
-    category = await cases_service.active_category(
+    category = await categories_service.active_category(
         session, CaseKind.mediation, body.dispute_type.value
     )
     if category is None:

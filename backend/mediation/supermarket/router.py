@@ -8,12 +8,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from backend.auth.errors import UserNotFound
 from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.cases.errors import CaseChangedMeanwhile
 from backend.core.database import SessionDep
+from backend.core.deps import GridMapDep
 from backend.core.errors import problem_responses
 from backend.core.idempotency import created_or_replayed, replayable
 from backend.core.pagination import (
@@ -245,8 +246,8 @@ async def update_mediator(
     responses=problem_responses(*AUTH_ERRORS, OutsideGrids),
 )
 async def list_fitting_studios(
-    request: Request,
     session: SessionDep,
+    grid_map: GridMapDep,
     principal: CurrentPrincipal,
     dispute_type: Annotated[DisputeType, Query(description="What the dispute is about.")],
     lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False, description="Latitude.")],
@@ -258,7 +259,7 @@ async def list_fitting_studios(
     """The active studios that take this kind of dispute where the point is (their area
     holds the point's grid) and have a mediator with room now: available ones first, then
     the closest. Mediators are shown by display name and title only."""
-    place = service.place_at(request.app.state.grid_map, lat, lng, coord)
+    place = service.place_at(grid_map, lat, lng, coord)
     return await service.list_fitting_studios(session, dispute_type, place)
 
 

@@ -22,7 +22,7 @@ from backend.cases.models import (
     CaseKind,
     CaseState,
 )
-from backend.cases.staff_schemas import StaffAction
+from backend.cases.staff.schemas import StaffAction
 from backend.cases.workflow import TRANSITIONS, Action, Actor
 from backend.core.clock import clock, now
 from backend.core.database import create_sessionmaker

@@ -25,11 +25,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlmodel import col
 
+from backend import worker
 from backend.auth.models import User
-from backend.cases import tasks as case_tasks
 from backend.cases import workflow
+from backend.cases.categories.service import forget_catalogue
 from backend.cases.models import Case, CaseKind, Category
-from backend.cases.service import forget_catalogue
 from backend.core.clock import clock, now
 from backend.core.config import Settings
 from backend.core.database import create_sessionmaker
@@ -612,7 +612,7 @@ async def test_no_answer_in_time_ends_it_not_mediated(
 
     clock.advance(timedelta(hours=71))
     caplog.set_level(logging.INFO, logger="shanzhi.worker")
-    assert await case_tasks.run_jobs(worker_factory, settings, None) is True
+    assert await worker.run_jobs(worker_factory, worker.all_jobs(settings)) is True
     await people.log_in_again()
     view = (await people.applicant.get(f"/v1/mediations/{made['id']}")).json()
     assert view["state"] == "awaiting_consent"  # not yet
@@ -631,7 +631,7 @@ async def test_no_answer_in_time_ends_it_not_mediated(
         409,
         "mediation.consent_closed",
     )
-    assert await case_tasks.run_jobs(worker_factory, settings, None) is True
+    assert await worker.run_jobs(worker_factory, worker.all_jobs(settings)) is True
     assert re.search(r"mediation: [1-9]\d* not mediated", caplog.text)
     view = (await people.applicant.get(f"/v1/mediations/{made['id']}")).json()
     assert view["state"] == "not_mediated" and view["ended_at"]

@@ -20,8 +20,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from backend import worker
 from backend.auth.models import Role, RoleGrant, User
-from backend.cases import tasks as worker
 from backend.core.clock import now
 from backend.core.config import Settings
 from backend.core.database import create_sessionmaker
@@ -1049,7 +1049,7 @@ async def test_shanzhi_worker_runs_the_finishing_job(
             )
             await db.commit()
         caplog.set_level(logging.INFO, logger="shanzhi.worker")
-        assert await worker.run_jobs(factory, settings, None) is True
+        assert await worker.run_jobs(factory, worker.all_jobs(settings)) is True
         assert re.search(r"activities_finished [1-9]", caplog.text), caplog.text
         assert re.search(
             r"volunteers: [1-9]\d* activities finished, [1-9]\d* no-shows", caplog.text

@@ -1,54 +1,45 @@
-"""The staff workbench over HTTP: the queue, actions on a case, registration, and figures."""
+"""The staff workbench over HTTP: the queue, actions on a case, and registration by phone."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
-from pydantic import AwareDatetime
+from fastapi import APIRouter, Header, Query, Response, status
 
 from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
-from backend.cases import errors, schemas, service, workbench
+from backend.cases import errors as cases_errors
+from backend.cases import schemas
+from backend.cases import service as cases_service
 from backend.cases.models import CaseKind, CaseState
-from backend.cases.staff_schemas import (
+from backend.cases.staff import errors, service
+from backend.cases.staff.schemas import (
     CaseRegistration,
-    CaseStats,
     StaffAction,
     StaffActionBody,
     StaffCaseItem,
 )
-from backend.core.clock import now
 from backend.core.database import SessionDep
+from backend.core.deps import GridMapDep, PersonalDataDep, StoreDep
 from backend.core.errors import Forbidden, problem_responses
 from backend.core.idempotency import KEY_ERRORS, REPLAY_HEADER, replayable
 from backend.core.pagination import CursorInvalid, CursorParam, LimitParam, Page
 from backend.core.ratelimit import RateLimited
 from backend.regions.errors import RegionNotFound
-from backend.regions.schemas import CODE_PATTERN
+from backend.regions.schemas import RegionQuery
 from backend.storage.errors import CLAIM_ERRORS
-from backend.storage.service import ObjectStore
 
 router = APIRouter(prefix="/staff", tags=["staff"])
 
-_AUTH_ERRORS = (*AUTH_ERRORS, Forbidden)
-RegionQuery = Annotated[
-    str | None,
-    Query(
-        pattern=CODE_PATTERN,
-        max_length=1040,
-        description="A region's code, e.g. `gz.tianhe.shipai`; it must lie in your regions.",
-    ),
-]
-STATS_DEFAULT_DAYS = 30
+
+STAFF_ERRORS = (*AUTH_ERRORS, Forbidden)
 
 
 @router.get(
     "/cases",
     operation_id="list_staff_cases",
     response_model=Page[StaffCaseItem],
-    responses=problem_responses(*_AUTH_ERRORS, RegionNotFound, CursorInvalid),
+    responses=problem_responses(*STAFF_ERRORS, RegionNotFound, CursorInvalid),
 )
 async def list_staff_cases(
     principal: CurrentPrincipal,
@@ -84,7 +75,7 @@ async def list_staff_cases(
     assignee_id = principal.user_id if assignee == "me" else None
     if isinstance(assignee, uuid.UUID):
         assignee_id = assignee
-    filters = workbench.QueueFilters(
+    filters = service.QueueFilters(
         states=tuple(state or ()),
         kind=CaseKind(kind) if kind is not None else None,
         category_id=category,
@@ -93,19 +84,14 @@ async def list_staff_cases(
         region=region,
         mine_only=queue == "mine",
     )
-    items, next_cursor = await workbench.list_queue(
+    items, next_cursor = await service.list_queue(
         session,
         principal,
         filters,
-        after=workbench.QueueCursor.decode(cursor),
+        after=service.QueueCursor.decode(cursor),
         limit=limit,
     )
     return Page(items=items, next_cursor=next_cursor)
-
-
-def _store(request: Request) -> ObjectStore:
-    store: ObjectStore = request.app.state.object_store
-    return store
 
 
 @router.post(
@@ -115,12 +101,12 @@ def _store(request: Request) -> ObjectStore:
     response_model=schemas.CaseOut,
     responses=replayable(
         (
-            *_AUTH_ERRORS,
+            *STAFF_ERRORS,
             *KEY_ERRORS,
-            errors.IdempotencyConflict,
+            cases_errors.IdempotencyConflict,
             errors.LocationOutsideYourArea,
-            errors.CategoryInvalid,
-            errors.OutsideServiceArea,
+            cases_errors.CategoryInvalid,
+            cases_errors.OutsideServiceArea,
             RateLimited,
         ),
         schemas.CaseOut,
@@ -129,10 +115,12 @@ def _store(request: Request) -> ObjectStore:
 )
 async def register_case(
     body: CaseRegistration,
-    request: Request,
     response: Response,
     principal: CurrentPrincipal,
     session: SessionDep,
+    personal_data: PersonalDataDep,
+    grid_map: GridMapDep,
+    store: StoreDep,
     _: RateLimit("case_register", "30/minute"),
     idempotency_key: Annotated[
         str | None,
@@ -150,18 +138,18 @@ async def register_case(
     number is kept encrypted and shown masked. 201 with the new case; a retry with the same
     `Idempotency-Key` and body answers 200 with the same case.
     """
-    registered, created = await workbench.register_case(
+    registered, created = await service.register_case(
         session,
         principal,
-        request.app.state.grid_map,
-        request.app.state.personal_data,
+        grid_map,
+        personal_data,
         idempotency_key=idempotency_key,
         payload=body,
     )
     if not created:
         response.status_code = status.HTTP_200_OK
         response.headers[REPLAY_HEADER] = "true"
-    return await service.case_view(session, _store(request), registered, viewer=principal)
+    return await cases_service.case_view(session, store, registered, viewer=principal)
 
 
 @router.post(
@@ -169,11 +157,11 @@ async def register_case(
     operation_id="act_on_case",
     response_model=schemas.CaseOut,
     responses=problem_responses(
-        *_AUTH_ERRORS,
-        errors.CaseNotFound,
+        *STAFF_ERRORS,
+        cases_errors.CaseNotFound,
         errors.CaseActionForbidden,
-        errors.CaseTransitionNotAllowed,
-        errors.CaseChangedMeanwhile,
+        cases_errors.CaseTransitionNotAllowed,
+        cases_errors.CaseChangedMeanwhile,
         errors.CannotEscalate,
         errors.AssigneeRequired,
         errors.AssigneeNotStaffHere,
@@ -191,9 +179,9 @@ async def act_on_case(
     case_id: uuid.UUID,
     action: StaffAction,
     body: StaffActionBody,
-    request: Request,
     principal: CurrentPrincipal,
     session: SessionDep,
+    store: StoreDep,
     _: RateLimit("staff_action", "120/minute"),
 ) -> schemas.CaseOut:
     """Accept, assign, start, resolve, reject, escalate or comment on a case in your regions.
@@ -205,35 +193,6 @@ async def act_on_case(
     needs a `note` and at least one `resolution_photo` upload; `reject` needs a `reason`
     (and a `note` for `other`); `escalate` hands the case to the region above its queue.
     """
-    store = _store(request)
-    acted = await workbench.act(session, store, principal, case_id, action, body)
-    return await service.case_view(session, store, acted, viewer=principal)
-
-
-@router.get(
-    "/stats",
-    operation_id="get_case_stats",
-    response_model=CaseStats,
-    responses=problem_responses(*_AUTH_ERRORS, RegionNotFound, errors.StatsPeriodInvalid),
-)
-async def get_case_stats(
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    region: RegionQuery = None,
-    period_from: Annotated[
-        AwareDatetime | None,
-        Query(alias="from", description="Start (included); default: 30 days before `to`."),
-    ] = None,
-    period_to: Annotated[
-        AwareDatetime | None, Query(alias="to", description="End (excluded); default: now.")
-    ] = None,
-) -> CaseStats:
-    """Case figures of a region and of each region directly below it, for a period.
-
-    Counts the reports and complaints located in the region and created in [from, to), and,
-    in `mediation`, the mediations located there (in aggregate only: no case, no party); the
-    definitions of each rate are in the response schema. Default region: your highest one.
-    """
-    end = period_to or now()
-    start = period_from or end - timedelta(days=STATS_DEFAULT_DAYS)
-    return await workbench.case_stats(session, principal, region_code=region, start=start, end=end)
+    store = store
+    acted = await service.act(session, store, principal, case_id, action, body)
+    return await cases_service.case_view(session, store, acted, viewer=principal)

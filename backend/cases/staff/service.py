@@ -12,16 +12,13 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    Numeric,
     Text,
     and_,
     case,
     cast,
-    func,
     literal,
     or_,
     select,
@@ -32,7 +29,9 @@ from sqlalchemy.orm import aliased
 
 from backend.auth.models import Role, RoleGrant, User
 from backend.auth.principal import Principal, path_within, region_scope
-from backend.cases import errors, service, workflow
+from backend.cases import errors as cases_errors
+from backend.cases import workflow
+from backend.cases.categories import service as categories_service
 from backend.cases.models import (
     Case,
     CaseAttachment,
@@ -41,14 +40,10 @@ from backend.cases.models import (
     Category,
     Channel,
 )
-from backend.cases.staff_schemas import (
+from backend.cases.staff import errors
+from backend.cases.staff.schemas import (
     CaseRegistration,
-    CaseStats,
     CategoryRef,
-    ChannelCounts,
-    MediationFigures,
-    Rate,
-    RegionFigures,
     RejectReason,
     StaffAction,
     StaffActionBody,
@@ -60,10 +55,9 @@ from backend.core.errors import Forbidden
 from backend.core.idempotency import check_idempotency_key, request_hash
 from backend.core.pagination import CursorInvalid
 from backend.core.security import PersonalData, mask_phone
-from backend.mediation.figures import mediation_figures
 from backend.regions.coords import to_wgs84
 from backend.regions.errors import RegionNotFound
-from backend.regions.models import Region, RegionLevel
+from backend.regions.models import Region
 from backend.regions.service import GridMap
 from backend.storage import service as storage_service
 from backend.storage.models import UploadPurpose
@@ -71,12 +65,21 @@ from backend.storage.service import ObjectStore
 
 # Roles that work the report and complaint queues (admin counts for each, see Principal).
 STAFF_ROLES: tuple[Role, ...] = (Role.grid_worker, Role.community_staff, Role.department_handler)
+
+
 # Mediation cases have their own rules of visibility; the workbench handles the other two.
 STAFF_KINDS = (CaseKind.report, CaseKind.complaint)
+
+
 RESPONSE_STATES = (CaseState.submitted, CaseState.reopened)
+
+
 RESOLUTION_STATES = (CaseState.accepted, CaseState.in_progress)
 
+
 _EVERY_STAFF_ROLE = frozenset({*STAFF_ROLES, Role.admin})
+
+
 # Grid workers handle cases on the ground; assigning and rejecting is for staff above them.
 ACTION_ROLES: dict[StaffAction, frozenset[Role]] = {
     StaffAction.accept: _EVERY_STAFF_ROLE,
@@ -87,8 +90,12 @@ ACTION_ROLES: dict[StaffAction, frozenset[Role]] = {
     StaffAction.assign: _EVERY_STAFF_ROLE - {Role.grid_worker},
     StaffAction.reject: _EVERY_STAFF_ROLE - {Role.grid_worker},
 }
+
+
 # The role written on the timeline when the caller holds several that allow the action.
 _ROLE_PREFERENCE = (Role.community_staff, Role.department_handler, Role.grid_worker, Role.admin)
+
+
 SUMMARY_LENGTH = 60
 
 
@@ -129,7 +136,7 @@ def current_deadline(item: Case) -> datetime | None:
     return None
 
 
-async def _region_in_scope(session: AsyncSession, principal: Principal, code: str) -> Region:
+async def region_in_scope(session: AsyncSession, principal: Principal, code: str) -> Region:
     region = (
         await session.execute(
             select(Region).where(
@@ -246,7 +253,7 @@ async def list_queue(
     if filters.assignee_id is not None:
         query = query.where(Case.assignee_id == filters.assignee_id)
     if filters.region is not None:
-        region = await _region_in_scope(session, principal, filters.region)
+        region = await region_in_scope(session, principal, filters.region)
         query = query.where(Case.location_path.descendant_of(region.path))  # type: ignore[attr-defined]
     if filters.mine_only:
         query = query.where(cast(Case.queue_path, Text).in_(paths))
@@ -278,7 +285,7 @@ async def case_in_scope(session: AsyncSession, principal: Principal, case_id: uu
         await session.execute(select(Case).where(Case.id == case_id, _in_scope(principal)))  # type: ignore[arg-type]
     ).scalar_one_or_none()
     if found is None:
-        raise errors.CaseNotFound()
+        raise cases_errors.CaseNotFound()
     return found
 
 
@@ -337,7 +344,7 @@ async def act(
     # A case that cannot take this step says so before any complaint about the body.
     workflow.next_state(flow_action, CaseState(item.state))
     if body.version != item.version:
-        raise errors.CaseChangedMeanwhile()
+        raise cases_errors.CaseChangedMeanwhile()
     if body.upload_ids and action is not StaffAction.resolve:
         raise errors.AttachmentsNotExpected()
     note = body.note or None
@@ -418,7 +425,7 @@ async def _case_by_key(session: AsyncSession, user_id: uuid.UUID, key: str) -> C
 
 def _replayed(earlier: Case, fingerprint: str) -> tuple[Case, bool]:
     if earlier.request_hash != fingerprint:
-        raise errors.IdempotencyConflict()
+        raise cases_errors.IdempotencyConflict()
     return earlier, False
 
 
@@ -445,11 +452,11 @@ async def register_case(
         return _replayed(earlier, fingerprint)
 
     kind = CaseKind(payload.kind)
-    category = await service.load_category(session, kind, payload.category)
+    category = await categories_service.load_category(session, kind, payload.category)
     lat, lng = to_wgs84(payload.location.lat, payload.location.lng, payload.location.coord)
     located = grid_map.locate(lat, lng)
     if located is None:
-        raise errors.OutsideServiceArea()
+        raise cases_errors.OutsideServiceArea()
     grid_code = located.grid.code
     roles = [
         role
@@ -466,7 +473,7 @@ async def register_case(
     ).scalar_one_or_none()
     if grid_id is None:
         # The in-memory map is a moment behind a grid that was just removed.
-        raise errors.OutsideServiceArea()
+        raise cases_errors.OutsideServiceArea()
 
     extra: dict[str, Any] = {}
     reporter_id: uuid.UUID | None = None
@@ -512,158 +519,3 @@ async def register_case(
         return _replayed(winner, fingerprint)
     created, _ = opened
     return created, True
-
-
-# --- Figures -----------------------------------------------------------------------------
-
-
-def _rate(numerator: int, denominator: int, rate: Decimal | None) -> Rate:
-    return Rate(
-        rate=float(rate) if rate is not None else None,
-        numerator=numerator,
-        denominator=denominator,
-    )
-
-
-async def case_stats(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    region_code: str | None,
-    start: datetime,
-    end: datetime,
-) -> CaseStats:
-    """Figures of a region and of each region directly below it: one aggregate query for
-    reports and complaints, one for mediation (statistics in aggregate only).
-
-    The cases are filtered by place (GiST index on `location_path`) and creation time, then
-    grouped by the label below the region (`subpath`) with ROLLUP for the region's own row.
-    """
-    paths = ensure_staff(principal)
-    if start >= end:
-        raise errors.StatsPeriodInvalid()
-    at = now()
-    if region_code is None:
-        region_code = min(paths, key=lambda path: (path.count("."), path))
-    region = await _region_in_scope(session, principal, region_code)
-    depth = region.path.count(".") + 1
-
-    child = case(
-        (
-            func.nlevel(Case.location_path) > depth,
-            cast(func.subpath(Case.location_path, 0, depth + 1), Text),
-        ),
-        else_=None,
-    ).label("child")
-    state = Case.state
-    open_states = (*RESPONSE_STATES, *RESOLUTION_STATES)
-
-    waiting = state.in_(RESPONSE_STATES)  # type: ignore[attr-defined]
-    # The current round was accepted: a reopened case waits for a new acceptance.
-    responded = and_(Case.accepted_at.is_not(None), ~waiting)  # type: ignore[union-attr]
-    waiting_overdue = and_(waiting, Case.response_due_at < at)
-    resolved = Case.resolved_at.is_not(None)  # type: ignore[union-attr]
-    unresolved_overdue = and_(
-        Case.resolved_at.is_(None),  # type: ignore[union-attr]
-        state.in_(open_states),  # type: ignore[attr-defined]
-        Case.resolution_due_at < at,
-    )
-    # Reopening clears the resolution; the count remembers there was one.
-    resolved_once = or_(resolved, Case.reopen_count > 0)
-    rated = Case.rating.is_not(None)  # type: ignore[union-attr]
-    overdue_now = or_(
-        waiting_overdue,
-        and_(state.in_(RESOLUTION_STATES), Case.resolution_due_at < at),  # type: ignore[attr-defined]
-    )
-    ratios = {
-        "response": (
-            and_(responded, Case.accepted_at <= Case.response_due_at),  # type: ignore[operator]
-            or_(responded, waiting_overdue),
-        ),
-        "resolution": (
-            and_(resolved, Case.resolved_at <= Case.resolution_due_at),  # type: ignore[operator]
-            or_(resolved, unresolved_overdue),
-        ),
-        "satisfaction": (and_(rated, Case.rating >= 4), rated),  # type: ignore[operator]
-        "reopen": (Case.reopen_count > 0, resolved_once),
-    }
-    columns: list[Any] = [
-        child,
-        func.grouping(child).label("is_total"),
-        func.count().label("cases"),
-        func.count().filter(overdue_now).label("overdue_now"),
-    ]
-    for name, (numerator, denominator) in ratios.items():
-        top = func.count().filter(numerator)
-        bottom = func.count().filter(denominator)
-        columns += [
-            top.label(f"{name}_n"),
-            bottom.label(f"{name}_d"),
-            func.round(cast(top, Numeric) / func.nullif(bottom, 0), 4).label(f"{name}_rate"),
-        ]
-    columns += [
-        func.count().filter(Case.channel == channel).label(f"channel_{channel.value}")
-        for channel in Channel
-    ]
-    query = (
-        select(*columns)
-        .where(
-            Case.kind.in_(STAFF_KINDS),  # type: ignore[attr-defined]
-            Case.location_path.descendant_of(region.path),  # type: ignore[attr-defined]
-            Case.created_at >= start,  # type: ignore[operator]
-            Case.created_at < end,  # type: ignore[operator]
-        )
-        .group_by(func.rollup(child))
-    )
-    rows = (await session.execute(query)).mappings().all()
-    by_code: dict[str, Any] = {}
-    total: Any = None
-    for row in rows:
-        if row["is_total"]:
-            total = row
-        elif row["child"] is not None:
-            by_code[row["child"]] = row
-
-    mediation = await mediation_figures(session, region.path, start=start, end=end)
-
-    children = (
-        (
-            await session.execute(
-                select(Region).where(Region.parent_id == region.id).order_by(Region.path)  # type: ignore[arg-type]
-            )
-        )
-        .scalars()
-        .all()
-    )
-    return CaseStats(
-        period_from=start,
-        period_to=end,
-        computed_at=at,
-        region=_figures(region, total, mediation.region),
-        children=[_figures(c, by_code.get(c.path), mediation.child(c.path)) for c in children],
-    )
-
-
-def _figures(region: Region, row: Any, mediation: MediationFigures) -> RegionFigures:
-    def count(name: str) -> int:
-        return int(row[name]) if row is not None else 0
-
-    def rate(name: str) -> Rate:
-        if row is None:
-            return Rate(rate=None, numerator=0, denominator=0)
-        return _rate(int(row[f"{name}_n"]), int(row[f"{name}_d"]), row[f"{name}_rate"])
-
-    return RegionFigures(
-        code=region.path,
-        name=region.name,
-        name_en=region.name_en,
-        level=RegionLevel(region.level),
-        cases=count("cases"),
-        response_rate=rate("response"),
-        on_time_resolution_rate=rate("resolution"),
-        satisfaction_rate=rate("satisfaction"),
-        reopen_rate=rate("reopen"),
-        overdue_now=count("overdue_now"),
-        by_channel=ChannelCounts(**{c.value: count(f"channel_{c.value}") for c in Channel}),
-        mediation=mediation,
-    )

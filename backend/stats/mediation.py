@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from backend.cases.models import Case
-from backend.cases.staff_schemas import MediationFigures, MediationStateCounts, Rate
 from backend.mediation.models import (
     OPEN_MEDIATION_STATES,
     Consent,
@@ -24,8 +23,11 @@ from backend.mediation.models import (
     MediationState,
     PartyRole,
 )
+from backend.stats.schemas import MediationFigures, MediationStateCounts, Rate
 
 SECONDS_PER_DAY = 86400
+
+
 # The state groups of `MediationStateCounts`, by field name.
 STATE_GROUPS: dict[str, tuple[MediationState, ...]] = {
     "open": OPEN_MEDIATION_STATES,

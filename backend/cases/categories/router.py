@@ -1,0 +1,105 @@
+"""The category catalogue over HTTP: public reading, and the city admins' editing."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
+from backend.cases.categories import schemas, service
+from backend.cases.categories.errors import (
+    CatalogueAdminOnly,
+    CategoryDuplicate,
+    CategoryNotFound,
+    CategorySlaInvalid,
+)
+from backend.cases.models import CaseKind
+from backend.core.database import SessionDep
+from backend.core.errors import problem_responses
+
+router = APIRouter()
+admin_router = APIRouter(prefix="/admin/categories", tags=["admin"])
+
+
+# --- The category catalogue --------------------------------------------------------------
+
+
+@router.get(
+    "/categories",
+    tags=["cases"],
+    operation_id="list_categories",
+    summary="List the categories residents choose from",
+    response_model=list[schemas.CategoryOut],
+    responses=problem_responses(),
+)
+async def list_categories(
+    session: SessionDep,
+    kind: Annotated[CaseKind | None, Query(description="Only categories of this kind.")] = None,
+) -> list[schemas.CategoryOut]:
+    """The categories a resident can choose from, in display order. Public."""
+    return [service.category_out(c) for c in await service.list_categories(session, kind)]
+
+
+@admin_router.get(
+    "",
+    operation_id="list_all_categories",
+    summary="List every category, inactive ones included",
+    response_model=list[schemas.CategoryOut],
+    responses=problem_responses(*AUTH_ERRORS, CatalogueAdminOnly),
+)
+async def list_all_categories(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    kind: Annotated[CaseKind | None, Query(description="Only categories of this kind.")] = None,
+) -> list[schemas.CategoryOut]:
+    """Every category, inactive ones included. Needs the admin role on a city."""
+    service.require_catalogue_admin(principal)
+    categories = await service.list_categories(session, kind, include_inactive=True)
+    return [service.category_out(c) for c in categories]
+
+
+@admin_router.post(
+    "",
+    operation_id="create_category",
+    summary="Add a category",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.CategoryOut,
+    responses=problem_responses(
+        *AUTH_ERRORS, CatalogueAdminOnly, CategoryDuplicate, CategorySlaInvalid
+    ),
+)
+async def create_category(
+    body: schemas.CategoryCreate, session: SessionDep, principal: CurrentPrincipal
+) -> schemas.CategoryOut:
+    """Add a category with its SLA and handling unit. Needs the admin role on a city."""
+    return service.category_out(await service.create_category(session, principal, body))
+
+
+@admin_router.patch(
+    "/{category_id}",
+    operation_id="update_category",
+    summary="Change a category",
+    response_model=schemas.CategoryOut,
+    responses=problem_responses(
+        *AUTH_ERRORS, CatalogueAdminOnly, CategoryNotFound, CategorySlaInvalid
+    ),
+)
+async def update_category(
+    category_id: uuid.UUID,
+    body: schemas.CategoryUpdate,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+) -> schemas.CategoryOut:
+    """Rename, re-time, reorder, or (de)activate a category. Needs the admin role on a city.
+
+    New deadlines apply to cases submitted from now on; a deactivated category disappears
+    from the app's list, while its cases stay as they are.
+    """
+    return service.category_out(
+        await service.update_category(session, principal, category_id, body)
+    )
+
+
+router.include_router(admin_router)

@@ -1,0 +1,19 @@
+"""What the staff figures refuse."""
+
+from __future__ import annotations
+
+from backend.auth.principal import AUTH_ERRORS
+from backend.core.errors import Forbidden, ShanzhiError
+from backend.regions.errors import RegionNotFound
+
+
+class StatsPeriodInvalid(ShanzhiError):
+    status = 422
+    code = "case.stats_period_invalid"
+    message = {
+        "zh-CN": "统计时段的开始时间必须早于结束时间",
+        "en": "The start of the period must be before its end",
+    }
+
+
+STATS_ERRORS = (*AUTH_ERRORS, Forbidden, RegionNotFound, StatsPeriodInvalid)

@@ -1,0 +1,35 @@
+"""The storage jobs: uploads never attached are removed."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.core.config import Settings
+from backend.core.jobs import Job
+from backend.storage import service
+from backend.storage.service import ObjectStore
+
+log = logging.getLogger("shanzhi.worker")
+
+# --- uploads nobody used -----------------------------------------------------------------
+
+
+async def purge_uploads(session: AsyncSession, store: ObjectStore) -> int:
+    """Remove unattached uploads, one committed batch at a time; how many were."""
+    total = 0
+    while True:
+        removed = await service.purge_unattached(session, store)
+        await session.commit()
+        total += removed
+        if removed == 0:
+            return total
+
+
+def jobs(settings: Settings) -> list[Job]:
+    if not settings.s3_endpoint:
+        log.info("no S3 endpoint configured: unattached uploads are not purged")
+        return []
+    store = ObjectStore(settings)
+    return [Job("purge_uploads", "purged", lambda session: purge_uploads(session, store))]
