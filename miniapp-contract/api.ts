@@ -138,6 +138,22 @@ export interface AgreementIn {
   "judicial_confirmation"?: boolean;
 }
 
+export interface AgreementOut {
+  /** Bumped on every change of the text. */
+  "version": number;
+  "text": string;
+  "judicial_confirmation": boolean;
+  "confirmations": Array<ConfirmationOut>;
+  "confirmed_by_all": boolean;
+}
+
+export interface AgreementSummary {
+  "text": string;
+  "version": number;
+  /** To be submitted for judicial confirmation. */
+  "judicial_confirmation": boolean;
+}
+
 export interface ApproveIn {
   /** Why, for the record. */
   "note"?: string | null;
@@ -150,6 +166,12 @@ export interface AreaRef {
   "code": string;
   "name": string;
   "name_en": string | null;
+}
+
+export interface AssignedMediator {
+  "display_name": string;
+  "title": string | null;
+  "studio_name": string | null;
 }
 
 export interface Assignment {
@@ -197,6 +219,13 @@ export interface AttendanceOut {
 }
 
 export type AttendanceState = "checked_in" | "review" | "verified" | "rejected";
+
+export interface AttendanceVolunteer {
+  "id": string;
+  /** The volunteer number, e.g. `V2026-0000123`. */
+  "number"?: string | null;
+  "real_name": string;
+}
 
 export interface AttendeeOut {
   "party_id": string;
@@ -904,7 +933,7 @@ export interface MediationCreated {
   "evidence": Array<AttachmentOut>;
   "parties": Array<PartyOut>;
   /** Once assigned. */
-  "mediator": backend__mediation__schemas__MediatorOut | null;
+  "mediator": AssignedMediator | null;
   /** The studio the applicant chose. */
   "preferred_studio_name": string | null;
   /** Respondents answer the invitation by then. */
@@ -914,7 +943,7 @@ export interface MediationCreated {
   "assigned_at": string | null;
   "escalated_at": string | null;
   "ended_at": string | null;
-  "agreement": backend__mediation__schemas__AgreementOut | null;
+  "agreement": AgreementSummary | null;
   /** Where a dispute without agreement goes. */
   "referral": RouteOut | null;
   "outcome_note": string | null;
@@ -985,7 +1014,7 @@ export interface MediationOut {
   "evidence": Array<AttachmentOut>;
   "parties": Array<PartyOut>;
   /** Once assigned. */
-  "mediator": backend__mediation__schemas__MediatorOut | null;
+  "mediator": AssignedMediator | null;
   /** The studio the applicant chose. */
   "preferred_studio_name": string | null;
   /** Respondents answer the invitation by then. */
@@ -995,7 +1024,7 @@ export interface MediationOut {
   "assigned_at": string | null;
   "escalated_at": string | null;
   "ended_at": string | null;
-  "agreement": backend__mediation__schemas__AgreementOut | null;
+  "agreement": AgreementSummary | null;
   /** Where a dispute without agreement goes. */
   "referral": RouteOut | null;
   "outcome_note": string | null;
@@ -1084,6 +1113,22 @@ export interface MediatorCreate {
   "max_active"?: number;
 }
 
+export interface MediatorOut {
+  "id": string;
+  "user_id": string;
+  "display_name": string;
+  "title": string | null;
+  "specialties": Array<Specialty>;
+  "area": AreaRef;
+  "studio": StudioRef | null;
+  "max_active": number;
+  /** Cases they carry now (assigned, in session, agreement). */
+  "load": number;
+  "active": boolean;
+  "created_at": string;
+  "updated_at": string | null;
+}
+
 export interface MediatorRef {
   "id": string;
   "display_name": string;
@@ -1140,7 +1185,7 @@ export interface OutcomeOut {
   "mediation_id": string;
   "state": MediationState;
   /** Null until one is proposed. */
-  "agreement": backend__mediation__proceedings_schemas__AgreementOut | null;
+  "agreement": AgreementOut | null;
   /** The caller is a party who has not confirmed the current version. */
   "awaiting_your_confirmation": boolean;
   "referral": RouteOut | null;
@@ -1192,7 +1237,7 @@ export interface Page_MediatorCaseItem_ {
 }
 
 export interface Page_MediatorOut_ {
-  "items": Array<backend__mediation__supermarket_schemas__MediatorOut>;
+  "items": Array<MediatorOut>;
   /** Pass as `cursor` for the next page; null on the last page. */
   "next_cursor"?: string | null;
 }
@@ -1686,6 +1731,13 @@ export interface RoleOut {
   "region_name": string;
 }
 
+export interface RosterVolunteer {
+  "id": string;
+  /** The volunteer number, e.g. `V2026-0000123`. */
+  "number": string | null;
+  "real_name": string;
+}
+
 /** Where a dispute can go besides mediation (advice, or the referral at the end). */
 export interface RouteOut {
   "route": Referral;
@@ -1885,7 +1937,7 @@ export interface StaffActivityOut {
 
 export interface StaffAttendanceDetail {
   "id": string;
-  "volunteer": volunteers__attendance_schemas__VolunteerBrief;
+  "volunteer": AttendanceVolunteer;
   "activity": ActivityBrief;
   "state": AttendanceState;
   "flags": Array<FlagOut>;
@@ -1903,7 +1955,7 @@ export interface StaffAttendanceDetail {
 /** An attendance as staff review it. */
 export interface StaffAttendanceOut {
   "id": string;
-  "volunteer": volunteers__attendance_schemas__VolunteerBrief;
+  "volunteer": AttendanceVolunteer;
   "activity": ActivityBrief;
   "state": AttendanceState;
   "flags": Array<FlagOut>;
@@ -1949,7 +2001,7 @@ export interface StaffCaseItem {
 /** An enrolment on an activity's roster. */
 export interface StaffEnrolmentOut {
   "id": string;
-  "volunteer": volunteers__activity_schemas__VolunteerBrief;
+  "volunteer": RosterVolunteer;
   "state": EnrolmentState;
   "waitlist_position": number | null;
   "queued_at": string;
@@ -2394,58 +2446,6 @@ export interface WithdrawIn {
   "reason"?: string | null;
 }
 
-export interface backend__mediation__proceedings_schemas__AgreementOut {
-  /** Bumped on every change of the text. */
-  "version": number;
-  "text": string;
-  "judicial_confirmation": boolean;
-  "confirmations": Array<ConfirmationOut>;
-  "confirmed_by_all": boolean;
-}
-
-export interface backend__mediation__schemas__AgreementOut {
-  "text": string;
-  "version": number;
-  /** To be submitted for judicial confirmation. */
-  "judicial_confirmation": boolean;
-}
-
-export interface backend__mediation__schemas__MediatorOut {
-  "display_name": string;
-  "title": string | null;
-  "studio_name": string | null;
-}
-
-export interface backend__mediation__supermarket_schemas__MediatorOut {
-  "id": string;
-  "user_id": string;
-  "display_name": string;
-  "title": string | null;
-  "specialties": Array<Specialty>;
-  "area": AreaRef;
-  "studio": StudioRef | null;
-  "max_active": number;
-  /** Cases they carry now (assigned, in session, agreement). */
-  "load": number;
-  "active": boolean;
-  "created_at": string;
-  "updated_at": string | null;
-}
-
-export interface volunteers__activity_schemas__VolunteerBrief {
-  "id": string;
-  /** The volunteer number, e.g. `V2026-0000123`. */
-  "number": string | null;
-  "real_name": string;
-}
-
-export interface volunteers__attendance_schemas__VolunteerBrief {
-  "id": string;
-  /** The volunteer number, e.g. `V2026-0000123`. */
-  "number"?: string | null;
-  "real_name": string;
-}
-
 export class ApiError extends Error {
   constructor(public readonly status: number, public readonly problem: Problem) {
     super(problem.detail);
@@ -2634,14 +2634,14 @@ export function createClient(options: ClientOptions) {
     updateMediationStudio: (studioId: string, body: StudioUpdate): Promise<StudioOut> =>
       call<StudioOut>(options, "PATCH", `/v1/admin/mediation-studios/${encodeURIComponent(studioId)}`, { body }),
     /** Register a user as a mediator (grants the mediator role) */
-    createMediator: (body: MediatorCreate): Promise<backend__mediation__supermarket_schemas__MediatorOut> =>
-      call<backend__mediation__supermarket_schemas__MediatorOut>(options, "POST", `/v1/admin/mediators`, { body }),
+    createMediator: (body: MediatorCreate): Promise<MediatorOut> =>
+      call<MediatorOut>(options, "POST", `/v1/admin/mediators`, { body }),
     /** The mediators of my regions, with their load */
     listMediators: (params?: { "studio_id"?: string | null; "active"?: boolean | null; "cursor"?: string | null; "limit"?: number }): Promise<Page_MediatorOut_> =>
       call<Page_MediatorOut_>(options, "GET", `/v1/admin/mediators`, { query: pick(params, ["studio_id", "active", "cursor", "limit"]) }),
     /** Change or deactivate a mediator */
-    updateMediator: (mediatorId: string, body: MediatorUpdate): Promise<backend__mediation__supermarket_schemas__MediatorOut> =>
-      call<backend__mediation__supermarket_schemas__MediatorOut>(options, "PATCH", `/v1/admin/mediators/${encodeURIComponent(mediatorId)}`, { body }),
+    updateMediator: (mediatorId: string, body: MediatorUpdate): Promise<MediatorOut> =>
+      call<MediatorOut>(options, "PATCH", `/v1/admin/mediators/${encodeURIComponent(mediatorId)}`, { body }),
     /** The mediation studios I may choose for a dispute here */
     listFittingStudios: (params: { "dispute_type": DisputeType; "lat": number; "lng": number; "coord"?: "gcj02" | "wgs84" }): Promise<FittingStudios> =>
       call<FittingStudios>(options, "GET", `/v1/mediation-studios`, { query: pick(params, ["dispute_type", "lat", "lng", "coord"]) }),

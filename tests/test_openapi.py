@@ -32,3 +32,13 @@ def test_every_operation_is_named_and_documents_its_errors() -> None:
                     content = operation["responses"][code]["content"]
                     assert list(content) == ["application/problem+json"], f"{method} {path} {code}"
                     assert content["application/problem+json"]["schema"]
+
+
+def test_schema_names_are_short_domain_names() -> None:
+    """FastAPI falls back to `module__path__Class` when two models share a name; the
+    mini-program's generated types would then carry Python module paths."""
+    import json
+
+    names = json.loads(render_openapi())["components"]["schemas"]
+    leaking = [name for name in names if "__" in name or "." in name]
+    assert not leaking, leaking

@@ -505,7 +505,7 @@ async def list_activity_enrolments(
         items=[
             schemas.StaffEnrolmentOut(
                 id=e.id,
-                volunteer=schemas.VolunteerBrief(id=e.volunteer_id, number=number, real_name=name),
+                volunteer=schemas.RosterVolunteer(id=e.volunteer_id, number=number, real_name=name),
                 state=e.state,
                 waitlist_position=None if position is None else int(position),
                 queued_at=e.queued_at,

@@ -361,7 +361,7 @@ class EnrolmentOut(BaseModel):
     )
 
 
-class VolunteerBrief(BaseModel):
+class RosterVolunteer(BaseModel):
     id: uuid.UUID
     number: str | None = Field(description="The volunteer number, e.g. `V2026-0000123`.")
     real_name: str
@@ -371,7 +371,7 @@ class StaffEnrolmentOut(BaseModel):
     """An enrolment on an activity's roster."""
 
     id: uuid.UUID
-    volunteer: VolunteerBrief
+    volunteer: RosterVolunteer
     state: EnrolmentState
     waitlist_position: int | None
     queued_at: datetime
@@ -419,5 +419,5 @@ __all__ = [
     "StaffActivityOut",
     "StaffEnrolmentOut",
     "TeamBrief",
-    "VolunteerBrief",
+    "RosterVolunteer",
 ]

@@ -289,7 +289,7 @@ def staff_view(found: Reviewed, language: Language) -> schemas.StaffAttendanceOu
         )
     return schemas.StaffAttendanceOut(
         id=attendance.id,
-        volunteer=schemas.VolunteerBrief(
+        volunteer=schemas.AttendanceVolunteer(
             id=volunteer.id, number=volunteer.number, real_name=volunteer.real_name
         ),
         activity=activity_brief(activity, found.organiser),

@@ -215,7 +215,7 @@ class TrackOut(BaseModel):
 # --- staff review ---------------------------------------------------------------------------
 
 
-class VolunteerBrief(BaseModel):
+class AttendanceVolunteer(BaseModel):
     id: uuid.UUID
     number: str | None = Field(None, description="The volunteer number, e.g. `V2026-0000123`.")
     real_name: str
@@ -240,7 +240,7 @@ class StaffAttendanceOut(BaseModel):
     """An attendance as staff review it."""
 
     id: uuid.UUID
-    volunteer: VolunteerBrief
+    volunteer: AttendanceVolunteer
     activity: ActivityBrief
     state: AttendanceState
     flags: list[FlagOut]

@@ -161,7 +161,7 @@ async def _evidence(
 
 async def _mediator_out(
     session: AsyncSession, mediator_id: uuid.UUID | None
-) -> schemas.MediatorOut | None:
+) -> schemas.AssignedMediator | None:
     if mediator_id is None:
         return None
     row = (
@@ -174,7 +174,7 @@ async def _mediator_out(
     if row is None:
         return None
     mediator, studio_name = row
-    return schemas.MediatorOut(
+    return schemas.AssignedMediator(
         display_name=mediator.display_name, title=mediator.title, studio_name=studio_name
     )
 
@@ -218,7 +218,7 @@ async def view_fields(
         "escalated_at": mediation.escalated_at,
         "ended_at": mediation.ended_at,
         "agreement": (
-            schemas.AgreementOut(
+            schemas.AgreementSummary(
                 text=mediation.agreement_text,
                 version=mediation.agreement_version,
                 judicial_confirmation=mediation.judicial_confirmation,

@@ -155,13 +155,13 @@ class PartyOut(BaseModel):
     is_you: bool
 
 
-class MediatorOut(BaseModel):
+class AssignedMediator(BaseModel):
     display_name: str
     title: str | None
     studio_name: str | None
 
 
-class AgreementOut(BaseModel):
+class AgreementSummary(BaseModel):
     text: str
     version: int
     judicial_confirmation: bool = Field(description="To be submitted for judicial confirmation.")
@@ -269,14 +269,14 @@ class MediationOut(BaseModel):
     grid: RegionBrief
     evidence: list[AttachmentOut]
     parties: list[PartyOut]
-    mediator: MediatorOut | None = Field(description="Once assigned.")
+    mediator: AssignedMediator | None = Field(description="Once assigned.")
     preferred_studio_name: str | None = Field(description="The studio the applicant chose.")
     consent_due_at: datetime = Field(description="Respondents answer the invitation by then.")
     due_at: datetime = Field(description="The time limit; past it, the admins above step in.")
     assigned_at: datetime | None
     escalated_at: datetime | None
     ended_at: datetime | None
-    agreement: AgreementOut | None
+    agreement: AgreementSummary | None
     referral: RouteOut | None = Field(description="Where a dispute without agreement goes.")
     outcome_note: str | None
     advice: list[RouteOut] = Field(
