@@ -13,7 +13,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import shapely
 from sqlalchemy import select, text
@@ -23,7 +22,7 @@ from sqlmodel import col
 
 from backend.auth.models import Role, RoleGrant, User
 from backend.cases.models import CaseKind, Category
-from backend.core.clock import now
+from backend.core.clock import LOCAL_TIME, now
 from backend.core.ids import new_id
 from backend.mediation.models import Mediator, Specialty, Studio
 from backend.regions.models import Region, RegionLevel
@@ -46,7 +45,6 @@ GRID_COLUMNS = 3
 GRID_DLAT = 0.0027
 GRID_DLNG = 0.0029
 _DECIMALS = 7
-LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass(frozen=True)

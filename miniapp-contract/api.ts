@@ -1385,15 +1385,6 @@ export interface PlaceAt {
   "outside_fence_m": number;
 }
 
-export interface PointIn {
-  /** Latitude in degrees. */
-  "lat": number;
-  /** Longitude in degrees. */
-  "lng": number;
-  /** `gcj02` (as wx.getLocation gives it) or `wgs84`. */
-  "coord": "gcj02" | "wgs84";
-}
-
 export interface PointOut {
   "lat": number;
   "lng": number;
@@ -1763,7 +1754,7 @@ export interface ServiceCenterCreate {
   "name_en": string;
   /** Code of the community it serves. */
   "region": string;
-  "location": PointIn;
+  "location": LocationIn;
   "address": string;
   "opening_hours"?: string | null;
   "active"?: boolean;
@@ -1786,7 +1777,7 @@ export interface ServiceCenterOut {
 export interface ServiceCenterUpdate {
   "name"?: string;
   "name_en"?: string;
-  "location"?: PointIn;
+  "location"?: LocationIn;
   "address"?: string;
   "opening_hours"?: string | null;
   "active"?: boolean;

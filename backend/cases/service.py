@@ -50,6 +50,7 @@ from backend.cases.workflow import Action, Actor
 from backend.core.clock import now
 from backend.core.idempotency import check_idempotency_key, request_hash
 from backend.regions.coords import to_wgs84
+from backend.regions.geo import distance_m_text
 from backend.regions.models import Region
 from backend.regions.service import GridMap, LocatedGrid
 from backend.storage import service as storage_service
@@ -72,9 +73,6 @@ DUPLICATE_WINDOW = timedelta(days=3)
 
 
 MAX_DUPLICATES = 5
-
-
-EARTH_RADIUS_M = 6_371_008.8
 
 
 # Fewer metres than any degree of latitude has, so the bounding box is never too small.
@@ -216,19 +214,14 @@ def _located_regions(located: LocatedGrid) -> dict[str, schemas.RegionBrief]:
     }
 
 
-# Haversine distance on a sphere; the bounding box lets the index narrow the rows first, the
-# exact distance decides. least(): rounding can push the term a hair above 1 (asin undefined).
+# The bounding box lets the index narrow the rows first; the exact distance decides.
 _NEARBY = text(
     f"""
     SELECT id, number, state, created_at, supporters, summary, distance
     FROM (
         SELECT id, number, state, created_at, supporters,
                left(description, :summary_chars) AS summary,
-               2 * :earth_radius * asin(sqrt(least(1.0,
-                   power(sin(radians(lat - :lat) / 2), 2)
-                   + cos(radians(:lat)) * cos(radians(lat))
-                     * power(sin(radians(lng - :lng) / 2), 2)
-               ))) AS distance
+               {distance_m_text("lat", "lng", ":lat", ":lng")} AS distance
         FROM case_file
         WHERE category_id = :category_id AND kind = :kind AND {_OPEN}
           AND created_at >= :since AND id <> :case_id
@@ -250,7 +243,6 @@ async def possible_duplicates(session: AsyncSession, case: Case) -> list[schemas
         _NEARBY,
         {
             "summary_chars": schemas.SUMMARY_CHARS,
-            "earth_radius": EARTH_RADIUS_M,
             "lat": case.lat,
             "lng": case.lng,
             "category_id": case.category_id,

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,11 +29,10 @@ from backend.cases.models import (
     Category,
     Channel,
 )
-from backend.core.clock import now
+from backend.core.clock import LOCAL_TIME, now
 from backend.core.ids import new_id
 
 # Case numbers carry the local date where the city is.
-LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 SYSTEM = "system"
 RESIDENT = "resident"
 

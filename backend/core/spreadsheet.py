@@ -7,9 +7,9 @@ import io
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-LOCAL_TIME = ZoneInfo("Asia/Shanghai")
+from backend.core.clock import LOCAL_TIME
+
 # A cell starting with one of these is a formula to a spreadsheet: neutralised with a quote.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

@@ -27,3 +27,13 @@ def distance_m_sql(lat_column: Any, lng_column: Any, lat: float, lng: float) -> 
         func.sin(func.radians(lng_column - lng) / 2), 2
     )
     return (2 * EARTH_RADIUS_M) * func.asin(func.sqrt(func.least(1.0, term)))
+
+
+def distance_m_text(lat_column: str, lng_column: str, lat: str, lng: str) -> str:
+    """The same formula as SQL text, for statements written as text: `lat`/`lng` are the
+    parameters (e.g. `:lat`) or columns of the other point."""
+    return f"""2 * {EARTH_RADIUS_M} * asin(sqrt(least(1.0,
+        power(sin(radians({lat_column} - {lat}) / 2), 2)
+        + cos(radians({lat})) * cos(radians({lat_column}))
+          * power(sin(radians({lng_column} - {lng}) / 2), 2)
+    )))"""

@@ -41,13 +41,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from backend.core.clock import now
+from backend.core.clock import LOCAL_TIME, now
 from backend.core.config import get_settings
 from backend.core.ids import new_id
 from points.ledger.errors import (
@@ -94,7 +93,6 @@ from points.models import (
 )
 
 # Days, daily caps and the expiry policy follow the calendar where the members live.
-LEDGER_TIMEZONE = ZoneInfo("Asia/Shanghai")
 
 
 EXPIRING_SOON = timedelta(days=30)
@@ -256,13 +254,13 @@ def expires_at_for(awarded_at: datetime, policy: str) -> datetime | None:
     `end_of_next_year`: at the end of the next calendar year (awarded in 2026, they last
     through 2027); `end_of_year`: at the end of this one; `days:<n>`: n days later.
     """
-    local = awarded_at.astimezone(LEDGER_TIMEZONE)
+    local = awarded_at.astimezone(LOCAL_TIME)
     if policy == "never":
         return None
     if policy == "end_of_next_year":
-        return datetime(local.year + 2, 1, 1, tzinfo=LEDGER_TIMEZONE)
+        return datetime(local.year + 2, 1, 1, tzinfo=LOCAL_TIME)
     if policy == "end_of_year":
-        return datetime(local.year + 1, 1, 1, tzinfo=LEDGER_TIMEZONE)
+        return datetime(local.year + 1, 1, 1, tzinfo=LOCAL_TIME)
     if policy.startswith("days:"):
         return awarded_at + timedelta(days=int(policy.removeprefix("days:")))
     raise ValueError(f"unknown points expiry policy {policy!r}")
@@ -270,8 +268,8 @@ def expires_at_for(awarded_at: datetime, policy: str) -> datetime | None:
 
 def _day_bounds(at: datetime) -> tuple[datetime, datetime]:
     """The calendar day (Asia/Shanghai) that `at` falls in."""
-    local = at.astimezone(LEDGER_TIMEZONE)
-    start = datetime(local.year, local.month, local.day, tzinfo=LEDGER_TIMEZONE)
+    local = at.astimezone(LOCAL_TIME)
+    start = datetime(local.year, local.month, local.day, tzinfo=LOCAL_TIME)
     return start, start + timedelta(days=1)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -15,11 +14,13 @@ from sqlmodel import col
 
 from backend.auth.models import Role
 from backend.auth.principal import Principal, region_scope
-from backend.core.clock import now
+from backend.core.clock import LOCAL_TIME, now
 from backend.core.idempotency import check_idempotency_key, request_hash
 from backend.regions.coords import to_wgs84
 from backend.regions.errors import RegionNotFound
+from backend.regions.geo import distance_m_text
 from backend.regions.models import Region, RegionLevel
+from backend.regions.schemas import LocationIn, PointOut
 from backend.storage import service as storage_service
 from backend.storage.models import Upload, UploadPurpose
 from backend.storage.service import ObjectStore
@@ -46,9 +47,6 @@ from points.redemption.errors import (
     StockBelowReserved,
 )
 
-LOCAL_TIME = ZoneInfo("Asia/Shanghai")
-
-
 # Who may hand out rewards at a center (an admin may do what any staff role may).
 STAFF_ROLES = (Role.community_staff,)
 
@@ -61,9 +59,6 @@ COUNTED_STATES = (RedemptionState.pending, RedemptionState.fulfilled)
 
 
 MAX_NEAREST_CENTERS = 10
-
-
-EARTH_RADIUS_M = 6_371_008.8
 
 
 PERIOD_ZH = {"day": "天", "week": "周", "month": "月", "year": "年"}
@@ -131,7 +126,7 @@ def center_out(center: ServiceCenter) -> schemas.ServiceCenterOut:
         name=center.name,
         name_en=center.name_en,
         region=center.region_path,
-        location=schemas.PointOut(lat=center.lat, lng=center.lng),
+        location=PointOut(lat=center.lat, lng=center.lng),
         address=center.address,
         opening_hours=center.opening_hours,
         active=center.active,
@@ -538,11 +533,8 @@ async def counted_use(
 
 # Haversine distance on a sphere; least(): rounding can push the term a hair above 1.
 _NEAREST = text(
-    """
-    SELECT id, 2 * :earth_radius * asin(sqrt(least(1.0,
-               power(sin(radians(lat - :lat) / 2), 2)
-               + cos(radians(:lat)) * cos(radians(lat)) * power(sin(radians(lng - :lng) / 2), 2)
-           ))) AS distance
+    f"""
+    SELECT id, {distance_m_text("lat", "lng", ":lat", ":lng")} AS distance
     FROM points_service_center
     WHERE active
     ORDER BY distance, id
@@ -557,7 +549,7 @@ async def catalog(
     member_id: uuid.UUID,
     *,
     center: str | None,
-    location: schemas.PointIn | None,
+    location: LocationIn | None,
     centers: int,
 ) -> schemas.Catalog:
     """The rewards at one center, or at the centers nearest a point (nearest first)."""
@@ -572,7 +564,7 @@ async def catalog(
         lat, lng = to_wgs84(location.lat, location.lng, location.coord)
         rows = await session.execute(
             _NEAREST,
-            {"earth_radius": EARTH_RADIUS_M, "lat": lat, "lng": lng, "limit": centers},
+            {"lat": lat, "lng": lng, "limit": centers},
         )
         distances = {row.id: round(float(row.distance), 1) for row in rows}
     else:

@@ -28,6 +28,7 @@ from backend.core.pagination import (
 from backend.core.ratelimit import RateLimited
 from backend.regions.coords import CoordSystem
 from backend.regions.errors import RegionNotFound
+from backend.regions.schemas import LocationIn
 from backend.storage.errors import CLAIM_ERRORS
 from points.ledger.errors import IdempotencyConflict, InsufficientBalance
 from points.models import RedemptionState
@@ -140,7 +141,7 @@ async def list_rewards(
     if center is None:
         if lat is None or lng is None:
             raise CatalogQueryInvalid()
-        location = schemas.PointIn(lat=lat, lng=lng, coord=coord)
+        location = LocationIn(lat=lat, lng=lng, coord=coord)
     return await catalog.catalog(
         session,
         store,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import (
     AwareDatetime,
@@ -15,8 +15,7 @@ from pydantic import (
     field_validator,
 )
 
-from backend.regions.coords import CoordSystem
-from backend.regions.schemas import CODE_PATTERN
+from backend.regions.schemas import CODE_PATTERN, LocationIn, PointOut
 from points.models import LimitPeriod, RedemptionChannel, RedemptionState
 
 # Free text: trimmed, and without NUL, which PostgreSQL cannot store in text.
@@ -47,18 +46,6 @@ _REDEMPTION_ID = "0193a1f2-7c4d-7e8f-9a0b-1c2d3e4f5a6b"
 # --- service centers ---------------------------------------------------------------------
 
 
-class PointIn(BaseModel):
-    lat: float = Field(ge=-90, le=90, allow_inf_nan=False, description="Latitude in degrees.")
-    lng: float = Field(ge=-180, le=180, allow_inf_nan=False, description="Longitude in degrees.")
-    coord: CoordSystem = Field(description="`gcj02` (as wx.getLocation gives it) or `wgs84`.")
-
-
-class PointOut(BaseModel):
-    lat: float
-    lng: float
-    coord: Literal["wgs84"] = "wgs84"
-
-
 _CENTER_EXAMPLE = {
     "code": "gangding-center",
     "name": "岗顶社区党群服务中心",
@@ -80,7 +67,7 @@ class ServiceCenterCreate(BaseModel):
     region: str = Field(
         pattern=CODE_PATTERN, max_length=1040, description="Code of the community it serves."
     )
-    location: PointIn
+    location: LocationIn
     address: Text = Field(min_length=1, max_length=200)
     opening_hours: Text | None = Field(None, max_length=200)
     active: bool = True
@@ -93,7 +80,7 @@ class ServiceCenterUpdate(BaseModel):
 
     name: Text = Field(None, min_length=1, max_length=100, validate_default=False)
     name_en: Text = Field(None, min_length=1, max_length=100, validate_default=False)
-    location: PointIn = Field(None, validate_default=False)
+    location: LocationIn = Field(None, validate_default=False)
     address: Text = Field(None, min_length=1, max_length=200, validate_default=False)
     opening_hours: Text | None = Field(None, max_length=200, validate_default=False)
     active: bool = Field(None, validate_default=False)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, literal, or_, select, tuple_
+from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -21,6 +21,7 @@ from backend.core.clock import now
 from backend.core.pagination import CursorInvalid, Page, cut_page, encode_cursor
 from backend.regions.coords import CoordSystem, to_wgs84
 from backend.regions.errors import RegionNotFound
+from backend.regions.geo import distance_m_sql
 from backend.regions.models import Region
 from points.models import PointsEarningRule
 from volunteers.activities import schemas
@@ -35,7 +36,6 @@ from volunteers.activities.service import (
     require_host,
     storable,
 )
-from volunteers.attendance.geofence import EARTH_RADIUS_M
 from volunteers.auth import (
     ACTIVITY_HOSTS,
     scoped_activity,
@@ -233,14 +233,8 @@ async def enrolment_views(
 
 
 def _distance_column(lat: float, lng: float) -> Any:
-    """SQL: metres from (lat, lng) to the activity's place, by the haversine formula, as
-    the nearest service centers are found (`points.redemption`); least(): rounding can push
-    the term a hair above 1."""
-    a_lat, a_lng = col(Activity.lat), col(Activity.lng)
-    term = func.power(func.sin(func.radians(a_lat - lat) / 2), 2) + func.cos(
-        func.radians(literal(lat))
-    ) * func.cos(func.radians(a_lat)) * func.power(func.sin(func.radians(a_lng - lng) / 2), 2)
-    return (2 * EARTH_RADIUS_M) * func.asin(func.sqrt(func.least(1.0, term)))
+    """SQL: metres from (lat, lng) to the activity's place."""
+    return distance_m_sql(col(Activity.lat), col(Activity.lng), lat, lng)
 
 
 def _encode_after(key: float | str, row_id: uuid.UUID) -> str:

@@ -415,9 +415,9 @@ __all__ = [
     "FenceOut",
     "MyEnrolment",
     "PolygonIn",
+    "RosterVolunteer",
     "StaffActivityItem",
     "StaffActivityOut",
     "StaffEnrolmentOut",
     "TeamBrief",
-    "RosterVolunteer",
 ]

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from shapely.geometry import Polygon
 from shapely.validation import explain_validity
@@ -30,12 +29,13 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from backend.auth.principal import Principal
-from backend.core.clock import now
+from backend.core.clock import LOCAL_TIME, now
 from backend.core.errors import Forbidden
 from backend.core.idempotency import check_idempotency_key, request_hash
 from backend.core.ids import new_id
 from backend.regions.coords import CoordSystem, to_wgs84
 from backend.regions.errors import RegionNotFound
+from backend.regions.geo import distance_m
 from backend.regions.models import Region, RegionLevel
 from volunteers.activities import schemas
 from volunteers.activities.errors import (
@@ -54,7 +54,7 @@ from volunteers.activities.errors import (
     WindowInvalid,
 )
 from volunteers.attendance import codes
-from volunteers.attendance.geofence import distance_m, outside_fence_m
+from volunteers.attendance.geofence import outside_fence_m
 from volunteers.auth import (
     ACTIVITY_HOSTS,
     VOLUNTEER_MANAGERS,
@@ -72,9 +72,6 @@ from volunteers.models import (
 )
 
 log = logging.getLogger("shanzhi.volunteers")
-
-
-LOCAL_TIME = ZoneInfo("Asia/Shanghai")
 
 
 MAX_WINDOW = timedelta(hours=24)

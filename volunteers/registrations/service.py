@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -23,7 +22,7 @@ from sqlmodel import col
 
 from backend.auth.models import User
 from backend.auth.principal import Principal, region_scope
-from backend.core.clock import now
+from backend.core.clock import LOCAL_TIME, now
 from backend.core.errors import Forbidden
 from backend.core.ids import new_id
 from backend.regions.models import Region, RegionLevel
@@ -51,9 +50,6 @@ from volunteers.registrations.errors import (
     ReviewClosed,
     ReviewNotAllowed,
 )
-
-LOCAL_TIME = ZoneInfo("Asia/Shanghai")
-
 
 LEADERBOARD_SIZE = 50
 

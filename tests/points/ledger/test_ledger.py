@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from backend.auth.models import User
-from backend.core.clock import clock, now
+from backend.core.clock import LOCAL_TIME, clock, now
 from backend.core.database import create_sessionmaker
 from backend.core.ids import new_id
 from points.ledger import service as ledger_service
@@ -31,7 +31,7 @@ from points.ledger.errors import (
     NotReversible,
     TransactionNotFound,
 )
-from points.ledger.service import LEDGER_TIMEZONE, ActivityOutcome, expires_at_for
+from points.ledger.service import ActivityOutcome, expires_at_for
 from points.models import (
     EXPIRY_ACCOUNT_ID,
     HOLDS_ACCOUNT_ID,
@@ -48,7 +48,7 @@ from points.models import (
 from tests.conftest import Login, assert_problem, bearer
 from tests.factories.points import ledger_violations, make_member, settle
 
-SHANGHAI = LEDGER_TIMEZONE
+SHANGHAI = LOCAL_TIME
 
 
 # --- factories and checks --------------------------------------------------------------

@@ -27,6 +27,7 @@ from backend.core.config import Settings
 from backend.core.database import create_sessionmaker
 from backend.core.security import issue_access_token
 from backend.regions.coords import to_gcj02, to_wgs84
+from backend.regions.geo import distance_m
 from backend.regions.models import Region, RegionLevel
 from points.models import PointsEarningRule
 from tests.conftest import Login, StaffElsewhere, assert_problem, bearer
@@ -42,7 +43,6 @@ from tests.factories.volunteers import (
 )
 from volunteers.activities.tasks import finish_due_activities
 from volunteers.attendance import codes
-from volunteers.attendance.geofence import distance_m
 from volunteers.models import (
     Activity,
     ActivityState,
