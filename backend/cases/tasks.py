@@ -21,7 +21,7 @@ from backend.cases.models import Case, CaseEvent, CaseKind, CaseState
 from backend.cases.staff.service import RESOLUTION_STATES, RESPONSE_STATES
 from backend.core.clock import now
 from backend.core.config import Settings
-from backend.core.jobs import Job
+from backend.core.jobs import Job, alone
 
 log = logging.getLogger("shanzhi.worker")
 
@@ -136,24 +136,21 @@ async def _escalate_batch(
             skip.add(case.id)
             continue
         reason, deadline = overdue
-        try:
-            async with session.begin_nested():
-                await workflow.apply(
-                    session,
-                    case,
-                    workflow.Action.escalate,
-                    SYSTEM_ACTOR,
-                    data={
-                        "reason": reason,
-                        "from": case.queue_path,
-                        "to": target,
-                        "deadline": deadline.isoformat(),
-                    },
-                    changes={"queue_path": target, "escalation_level": case.escalation_level + 1},
-                )
-        except Exception:
-            # One broken case must not hold up the others; it is tried again next run.
-            log.exception("could not escalate case %s", case.id)
+        async with alone(session, "escalate case %s", case.id) as item:
+            await workflow.apply(
+                session,
+                case,
+                workflow.Action.escalate,
+                SYSTEM_ACTOR,
+                data={
+                    "reason": reason,
+                    "from": case.queue_path,
+                    "to": target,
+                    "deadline": deadline.isoformat(),
+                },
+                changes={"queue_path": target, "escalation_level": case.escalation_level + 1},
+            )
+        if item.failed:
             skip.add(case.id)
             continue
         batch.done += 1
@@ -206,18 +203,16 @@ async def _close_batch(
     cases = list((await session.execute(query)).scalars())
     batch = _Batch(selected=len(cases))
     for case in cases:
-        try:
-            async with session.begin_nested():
-                await workflow.apply(
-                    session,
-                    case,
-                    workflow.Action.close,
-                    SYSTEM_ACTOR,
-                    data={"reason": "not_rated"},
-                    changes={"closed_at": now()},
-                )
-        except Exception:
-            log.exception("could not close case %s", case.id)
+        async with alone(session, "close case %s", case.id) as item:
+            await workflow.apply(
+                session,
+                case,
+                workflow.Action.close,
+                SYSTEM_ACTOR,
+                data={"reason": "not_rated"},
+                changes={"closed_at": now()},
+            )
+        if item.failed:
             skip.add(case.id)
             continue
         batch.done += 1

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,3 +17,25 @@ class Job(NamedTuple):
     counted: str
     # One run in its own session; commits what it finished, returns how many it handled.
     run: Callable[[AsyncSession], Awaitable[int]]
+
+
+log = logging.getLogger("shanzhi.worker")
+
+
+@dataclass
+class Item:
+    failed: bool = False
+
+
+@asynccontextmanager
+async def alone(session: AsyncSession, what: str, *args: object) -> AsyncIterator[Item]:
+    """One item of a job's batch, in a savepoint of its own: if it fails, only it is rolled
+    back and logged ("could not <what>"), and the batch goes on; it is tried again next run.
+    `item.failed` says which way it went."""
+    item = Item()
+    try:
+        async with session.begin_nested():
+            yield item
+    except Exception:
+        log.exception("could not " + what, *args)
+        item.failed = True

@@ -20,7 +20,7 @@ from backend.cases import workflow
 from backend.cases.models import Case, CaseState
 from backend.core.clock import now
 from backend.core.config import Settings
-from backend.core.jobs import Job
+from backend.core.jobs import Job, alone
 from backend.mediation.models import (
     OPEN_MEDIATION_STATES,
     Consent,
@@ -73,22 +73,21 @@ async def expire_consents(
         batch = await _claim_batch(session, condition, batch_size, skip)
         for mediation, case in batch:
             skip.add(mediation.case_id)
-            try:
-                async with session.begin_nested():
-                    await session.execute(
-                        update(MediationParty)
-                        .where(
-                            col(MediationParty.case_id) == mediation.case_id,
-                            col(MediationParty.role) == PartyRole.respondent.value,
-                            col(MediationParty.consent) == Consent.pending.value,
-                        )
-                        .values(consent=Consent.expired.value, consent_at=at)
-                        .execution_options(synchronize_session=False)
+            async with alone(
+                session, "expire the consent of mediation %s", mediation.case_id
+            ) as item:
+                await session.execute(
+                    update(MediationParty)
+                    .where(
+                        col(MediationParty.case_id) == mediation.case_id,
+                        col(MediationParty.role) == PartyRole.respondent.value,
+                        col(MediationParty.consent) == Consent.pending.value,
                     )
-                    await end_not_mediated(session, mediation, case, reason=CONSENT_EXPIRED, at=at)
-            except Exception:
-                # One broken mediation must not hold up the others; tried again next run.
-                log.exception("could not expire the consent of mediation %s", mediation.case_id)
+                    .values(consent=Consent.expired.value, consent_at=at)
+                    .execution_options(synchronize_session=False)
+                )
+                await end_not_mediated(session, mediation, case, reason=CONSENT_EXPIRED, at=at)
+            if item.failed:
                 continue
             total += 1
         await session.commit()
@@ -117,33 +116,31 @@ async def escalate_overdue(
         for mediation, case in batch:
             skip.add(mediation.case_id)
             target = workflow.parent_of(case.queue_path)
-            try:
-                async with session.begin_nested():
-                    if target is not None and workflow.allowed(
-                        workflow.Action.escalate, CaseState(case.state)
-                    ):
-                        await workflow.apply(
-                            session,
-                            case,
-                            workflow.Action.escalate,
-                            SYSTEM_ACTOR,
-                            data={
-                                "reason": TIME_LIMIT_PASSED,
-                                "from": case.queue_path,
-                                "to": target,
-                                "deadline": mediation.due_at.isoformat(),
-                            },
-                            changes={
-                                "queue_path": target,
-                                "escalation_level": case.escalation_level + 1,
-                            },
-                        )
-                    mediation.escalated_at = at
-                    mediation.updated_at = at
-                    mediation.version += 1
-                    await session.flush()
-            except Exception:
-                log.exception("could not escalate mediation %s", mediation.case_id)
+            async with alone(session, "escalate mediation %s", mediation.case_id) as item:
+                if target is not None and workflow.allowed(
+                    workflow.Action.escalate, CaseState(case.state)
+                ):
+                    await workflow.apply(
+                        session,
+                        case,
+                        workflow.Action.escalate,
+                        SYSTEM_ACTOR,
+                        data={
+                            "reason": TIME_LIMIT_PASSED,
+                            "from": case.queue_path,
+                            "to": target,
+                            "deadline": mediation.due_at.isoformat(),
+                        },
+                        changes={
+                            "queue_path": target,
+                            "escalation_level": case.escalation_level + 1,
+                        },
+                    )
+                mediation.escalated_at = at
+                mediation.updated_at = at
+                mediation.version += 1
+                await session.flush()
+            if item.failed:
                 continue
             total += 1
         await session.commit()

@@ -15,6 +15,7 @@ from sqlmodel import col
 from backend.auth.models import Role
 from backend.auth.principal import Principal, region_scope
 from backend.core.clock import LOCAL_TIME, now
+from backend.core.database import insert_unique, violated_constraint
 from backend.core.idempotency import check_idempotency_key, request_hash
 from backend.regions.coords import to_wgs84
 from backend.regions.errors import RegionNotFound
@@ -73,12 +74,6 @@ CENTER_CODE_CONSTRAINT = "uq_points_service_center_code"
 def counter_account(center_id: uuid.UUID) -> str:
     """The ledger account a center's redeemed points go to."""
     return f"redemption:{center_id}"
-
-
-def constraint(error: IntegrityError) -> str | None:
-    cause = getattr(error.orig, "__cause__", None)
-    name = getattr(cause, "constraint_name", None) or getattr(error.orig, "constraint_name", None)
-    return name if isinstance(name, str) else None
 
 
 # --- scope helpers -------------------------------------------------------------------------
@@ -156,14 +151,8 @@ async def create_center(
         opening_hours=data.opening_hours,
         active=data.active,
     )
-    try:
-        async with session.begin_nested():
-            session.add(center)
-            await session.flush()
-    except IntegrityError as error:
-        if constraint(error) == CENTER_CODE_CONSTRAINT:
-            raise ServiceCenterCodeTaken(code=data.code) from error
-        raise
+    taken = ServiceCenterCodeTaken(code=data.code)
+    await insert_unique(session, center, errors={CENTER_CODE_CONSTRAINT: lambda: taken})
     return center
 
 
@@ -406,7 +395,7 @@ async def restock(
             )
             await session.flush()
     except IntegrityError as error:
-        if constraint(error) != RESTOCK_IDEMPOTENCY_CONSTRAINT:
+        if violated_constraint(error) != RESTOCK_IDEMPOTENCY_CONSTRAINT:
             raise
         # A concurrent request with this key won; its change stands, ours was undone.
         winner = await _restock_by_key(session, principal.user_id, key)

@@ -30,6 +30,7 @@ from sqlmodel import col
 from backend.auth.models import User
 from backend.auth.principal import Principal
 from backend.core.clock import now
+from backend.core.database import insert_unique, violated_constraint
 from backend.core.idempotency import check_idempotency_key, request_hash
 from backend.core.ids import new_id
 from points.ledger import service as ledger_service
@@ -48,7 +49,6 @@ from points.redemption.catalog import (
     PERIOD_ZH,
     STAFF_ROLES,
     center_in_scope,
-    constraint,
     counted_use,
     counter_account,
     is_available,
@@ -208,15 +208,10 @@ async def _insert(session: AsyncSession, make: Any) -> Redemption:
     """Insert the redemption, drawing another pickup code if the center has it pending."""
     for attempt in range(PICKUP_CODE_ATTEMPTS):
         redemption: Redemption = make(new_pickup_code())
-        try:
-            async with session.begin_nested():
-                session.add(redemption)
-                await session.flush()
+        last = attempt == PICKUP_CODE_ATTEMPTS - 1
+        if await insert_unique(session, redemption, races=() if last else {PICKUP_CODE_CONSTRAINT}):
             return redemption
-        except IntegrityError as error:
-            if constraint(error) != PICKUP_CODE_CONSTRAINT or attempt == PICKUP_CODE_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    raise AssertionError("unreachable: the last attempt raises")
 
 
 async def create_redemption(
@@ -368,7 +363,7 @@ async def counter_redemption(
                 ),
             )
     except IntegrityError as error:
-        if constraint(error) != IDEMPOTENCY_CONSTRAINT:
+        if violated_constraint(error) != IDEMPOTENCY_CONSTRAINT:
             raise
         # The same key, sent meanwhile for another member (a different request): ours was
         # undone with its savepoint; the first one stands.

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -25,6 +24,7 @@ from backend.cases import service as cases_service
 from backend.cases.categories import service as categories_service
 from backend.cases.models import Case, CaseKind, CaseState, Category, Channel
 from backend.cases.schemas import ReportCreate
+from backend.core.database import insert_unique
 from backend.core.idempotency import check_idempotency_key, request_hash
 from backend.regions.coords import to_wgs84
 from backend.regions.schemas import LocationIn, PointOut
@@ -55,6 +55,10 @@ from volunteers.models import (
     InspectionFinding,
     Volunteer,
 )
+
+# One inspection per volunteer and Idempotency-Key.
+IDEMPOTENCY_CONSTRAINT = "uq_volunteer_inspection_volunteer_key"
+
 
 # --- the checklists ------------------------------------------------------------------------
 
@@ -289,15 +293,10 @@ async def file_inspection(
         lng=lng,
         results=[_stored_result(result) for result in body.results],
     )
-    try:
-        async with session.begin_nested():
-            session.add(inspection)
-            await session.flush()
-    except IntegrityError:
+    if not await insert_unique(session, inspection, races={IDEMPOTENCY_CONSTRAINT}):
         # A concurrent request with the same key got there first: answer what it made.
         winner = await _by_key(session, volunteer.id, key)
-        if winner is None:
-            raise
+        assert winner is not None, "the key's inspection exists: the insert yielded to it"
         return await _replay(session, activity, winner, digest)
 
     findings: dict[str, schemas.FindingOut] = {}

@@ -8,7 +8,6 @@ import uuid
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -28,12 +27,15 @@ from backend.cases.models import (
     CaseKind,
     Category,
 )
-from backend.core.database import after_commit
+from backend.core.database import after_commit, insert_unique
 
 KIND_ZH = {CaseKind.report: "报事", CaseKind.complaint: "投诉", CaseKind.mediation: "调解"}
 
 
 # --- Categories --------------------------------------------------------------------------
+
+# One code per kind of case.
+CATEGORY_CODE_CONSTRAINT = "uq_case_category_kind"
 
 
 def category_out(category: Category) -> schemas.CategoryOut:
@@ -72,14 +74,8 @@ async def create_category(
     require_catalogue_admin(principal)
     _check_sla(data.response_hours, data.resolution_hours)
     category = Category(**data.model_dump())
-    try:
-        async with session.begin_nested():
-            session.add(category)
-            await session.flush()
-    except IntegrityError as error:
-        raise CategoryDuplicate(
-            code=data.code, kind=data.kind.value, kind_zh=KIND_ZH[data.kind]
-        ) from error
+    duplicate = CategoryDuplicate(code=data.code, kind=data.kind.value, kind_zh=KIND_ZH[data.kind])
+    await insert_unique(session, category, errors={CATEGORY_CODE_CONSTRAINT: lambda: duplicate})
     after_commit(session, _forget_catalogue_after_commit)
     return category
 

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -15,6 +14,7 @@ from backend.auth.errors import UserNotFound
 from backend.auth.models import Role, RoleGrant, User
 from backend.auth.principal import Principal, path_within, region_scope
 from backend.core.clock import now
+from backend.core.database import insert_unique
 from backend.core.ids import new_id
 from backend.mediation.errors import MediatorNotFound
 from backend.mediation.models import (
@@ -34,7 +34,6 @@ from backend.mediation.supermarket.service import (
     MEDIATOR_USER_CONSTRAINT,
     area_in_scope,
     area_ref,
-    constraint,
     regions_by_id,
     require_admin,
     specialty_values,
@@ -157,14 +156,7 @@ async def create_mediator(
         active=True,
         created_at=at,
     )
-    try:
-        async with session.begin_nested():
-            session.add(mediator)
-            await session.flush()
-    except IntegrityError as error:
-        if constraint(error) == MEDIATOR_USER_CONSTRAINT:
-            raise MediatorExists() from error
-        raise
+    await insert_unique(session, mediator, errors={MEDIATOR_USER_CONSTRAINT: MediatorExists})
     await _grant_mediator_role(session, principal, user.id, area)
     return mediator, True
 

@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -90,12 +89,6 @@ SPECIALTY_ZH = {
     Specialty.property: "物业与房屋",
     Specialty.neighbourhood: "邻里",
 }
-
-
-def constraint(error: IntegrityError) -> str | None:
-    cause = getattr(error.orig, "__cause__", None)
-    name = getattr(cause, "constraint_name", None) or getattr(error.orig, "constraint_name", None)
-    return name if isinstance(name, str) else None
 
 
 def require_admin(principal: Principal) -> None:

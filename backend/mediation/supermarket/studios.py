@@ -6,12 +6,12 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from backend.auth.principal import Principal, region_scope
 from backend.core.clock import now
+from backend.core.database import insert_unique
 from backend.mediation.errors import StudioNotFound
 from backend.mediation.models import (
     CARRIED_STATES,
@@ -29,7 +29,6 @@ from backend.mediation.supermarket.service import (
     STUDIO_NAME_CONSTRAINT,
     area_in_scope,
     area_ref,
-    constraint,
     regions_by_id,
     require_admin,
     specialty_values,
@@ -94,18 +93,12 @@ async def create_studio(
         active=True,
         created_at=at,
     )
-    try:
-        async with session.begin_nested():
-            session.add(studio)
-            await session.flush()
-    except IntegrityError as error:
-        if constraint(error) != STUDIO_NAME_CONSTRAINT:
-            raise
+    if not await insert_unique(session, studio, races={STUDIO_NAME_CONSTRAINT}):
         # A concurrent request made it first: the same studio is a retry, another a clash.
         raced = await _studio_named(session, area.id, data.name)
         if raced is not None and _same_studio(raced, data):
             return raced, False
-        raise StudioNameTaken(name=data.name) from error
+        raise StudioNameTaken(name=data.name)
     return studio, True
 
 
@@ -129,13 +122,8 @@ async def update_studio(
     for name, value in changes.items():
         setattr(studio, name, value)
     studio.updated_at = now()
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as error:
-        if constraint(error) == STUDIO_NAME_CONSTRAINT:
-            raise StudioNameTaken(name=studio.name) from error
-        raise
+    taken = StudioNameTaken(name=studio.name)
+    await insert_unique(session, errors={STUDIO_NAME_CONSTRAINT: lambda: taken})
     return studio
 
 
