@@ -48,7 +48,7 @@ from backend.cases.models import (
 )
 from backend.cases.workflow import Action, Actor
 from backend.core.clock import now
-from backend.core.idempotency import check_idempotency_key, request_hash
+from backend.core.idempotency import check_idempotency_key, earlier_request, request_hash
 from backend.regions.coords import to_wgs84
 from backend.regions.geo import distance_m_text
 from backend.regions.models import Region
@@ -124,7 +124,9 @@ async def submit(
     except (OutsideServiceArea, CategoryInvalid):
         # A key already used answers as a key already used, whatever became of the place or
         # the category since (only a failing request pays for this look-up).
-        earlier = await _case_by_key(session, principal.user_id, key)
+        earlier = await earlier_request(
+            session, Case.submitted_by, principal.user_id, key, digest, IdempotencyConflict
+        )
         if earlier is None:
             raise
         return await _replay(session, store, principal, earlier, digest)
@@ -155,7 +157,9 @@ async def submit(
     if opened is None:
         # The key was used before (or just now, by a request the insert waited for).
         # Answer the case it made, if the request is the same.
-        winner = await _case_by_key(session, principal.user_id, key)
+        winner = await earlier_request(
+            session, Case.submitted_by, principal.user_id, key, digest, IdempotencyConflict
+        )
         assert winner is not None, "ON CONFLICT found the key, so its case exists"
         return await _replay(session, store, principal, winner, digest)
     case, event = opened
@@ -190,20 +194,11 @@ async def _replay(
     session: AsyncSession, store: ObjectStore, principal: Principal, earlier: Case, digest: str
 ) -> Submission:
     """The case an earlier request with this key made, if this request is the same one."""
-    if earlier.request_hash != digest:
-        raise IdempotencyConflict()
     fields = await _view_fields(session, store, earlier, viewer=principal)
     duplicates = await possible_duplicates(session, earlier)
     return Submission(
         schemas.SubmissionOut(**fields, possible_duplicates=duplicates), replayed=True
     )
-
-
-async def _case_by_key(session: AsyncSession, user_id: uuid.UUID, key: str) -> Case | None:
-    result = await session.execute(
-        select(Case).where(col(Case.submitted_by) == user_id, col(Case.idempotency_key) == key)
-    )
-    return result.scalar_one_or_none()
 
 
 def _located_regions(located: LocatedGrid) -> dict[str, schemas.RegionBrief]:

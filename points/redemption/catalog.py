@@ -16,7 +16,7 @@ from backend.auth.models import Role
 from backend.auth.principal import Principal, region_scope
 from backend.core.clock import LOCAL_TIME, now
 from backend.core.database import insert_unique, violated_constraint
-from backend.core.idempotency import check_idempotency_key, request_hash
+from backend.core.idempotency import check_idempotency_key, earlier_request, request_hash
 from backend.regions.coords import to_wgs84
 from backend.regions.errors import RegionNotFound
 from backend.regions.geo import distance_m_text
@@ -367,7 +367,9 @@ async def restock(
     key = check_idempotency_key(idempotency_key)
     digest = request_hash("restock", {"reward": str(reward_id), **data.model_dump(mode="json")})
     _require_some_admin(principal)
-    earlier = await _restock_by_key(session, principal.user_id, key)
+    earlier = await earlier_request(
+        session, Restock.actor_id, principal.user_id, key, digest, IdempotencyConflict
+    )
     if earlier is not None:
         return await _restock_replay(session, earlier, digest), True
     reward = await _reward_in_scope(session, principal, reward_id)
@@ -398,7 +400,9 @@ async def restock(
         if violated_constraint(error) != RESTOCK_IDEMPOTENCY_CONSTRAINT:
             raise
         # A concurrent request with this key won; its change stands, ours was undone.
-        winner = await _restock_by_key(session, principal.user_id, key)
+        winner = await earlier_request(
+            session, Restock.actor_id, principal.user_id, key, digest, IdempotencyConflict
+        )
         assert winner is not None, "the unique key was taken, so its row exists"
         return await _restock_replay(session, winner, digest), True
     return _stock_out(reward.id, center.id, on_hand, reserved), False
@@ -438,19 +442,7 @@ async def _change_stock(
     return int(row[0]), int(row[1])
 
 
-async def _restock_by_key(session: AsyncSession, actor_id: uuid.UUID, key: str) -> Restock | None:
-    return (
-        await session.execute(
-            select(Restock).where(
-                col(Restock.actor_id) == actor_id, col(Restock.idempotency_key) == key
-            )
-        )
-    ).scalar_one_or_none()
-
-
 async def _restock_replay(session: AsyncSession, earlier: Restock, digest: str) -> schemas.StockOut:
-    if earlier.request_hash != digest:
-        raise IdempotencyConflict()
     stock = await session.get(
         RewardStock, (earlier.reward_id, earlier.center_id), populate_existing=True
     )

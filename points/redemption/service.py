@@ -31,7 +31,7 @@ from backend.auth.models import User
 from backend.auth.principal import Principal
 from backend.core.clock import now
 from backend.core.database import insert_unique, violated_constraint
-from backend.core.idempotency import check_idempotency_key, request_hash
+from backend.core.idempotency import check_idempotency_key, earlier_request, request_hash
 from backend.core.ids import new_id
 from points.ledger import service as ledger_service
 from points.ledger.errors import HoldNotPending, IdempotencyConflict
@@ -97,20 +97,7 @@ async def _lock_member(session: AsyncSession, member_id: uuid.UUID) -> None:
     )
 
 
-async def _by_key(session: AsyncSession, requested_by: uuid.UUID, key: str) -> Redemption | None:
-    return (
-        await session.execute(
-            select(Redemption).where(
-                col(Redemption.requested_by) == requested_by,
-                col(Redemption.idempotency_key) == key,
-            )
-        )
-    ).scalar_one_or_none()
-
-
 def _replay(earlier: Redemption, digest: str) -> Outcome:
-    if earlier.request_hash != digest:
-        raise IdempotencyConflict()
     return Outcome(earlier, replayed=True)
 
 
@@ -233,7 +220,9 @@ async def create_redemption(
     key = check_idempotency_key(idempotency_key)
     digest = request_hash("redeem", body.model_dump(mode="json"))
     await _lock_member(session, member_id)
-    earlier = await _by_key(session, member_id, key)
+    earlier = await earlier_request(
+        session, Redemption.requested_by, member_id, key, digest, IdempotencyConflict
+    )
     if earlier is not None:
         return _replay(earlier, digest)
     at = now()
@@ -298,7 +287,9 @@ async def counter_redemption(
     """
     key = check_idempotency_key(idempotency_key)
     digest = request_hash("counter", body.model_dump(mode="json"))
-    earlier = await _by_key(session, principal.user_id, key)
+    earlier = await earlier_request(
+        session, Redemption.requested_by, principal.user_id, key, digest, IdempotencyConflict
+    )
     if earlier is not None:
         return _replay(earlier, digest)
     center = await center_in_scope(session, principal, body.center, STAFF_ROLES)
@@ -315,7 +306,14 @@ async def counter_redemption(
     try:
         async with session.begin_nested():
             # A retry may have been waiting on the member's lock while the first committed.
-            earlier = await _by_key(session, principal.user_id, key)
+            earlier = await earlier_request(
+                session,
+                Redemption.requested_by,
+                principal.user_id,
+                key,
+                digest,
+                IdempotencyConflict,
+            )
             if earlier is not None:
                 return _replay(earlier, digest)
             reward = await _redeemable(session, member_id, body.reward, center, body.quantity, at)
@@ -367,7 +365,9 @@ async def counter_redemption(
             raise
         # The same key, sent meanwhile for another member (a different request): ours was
         # undone with its savepoint; the first one stands.
-        winner = await _by_key(session, principal.user_id, key)
+        winner = await earlier_request(
+            session, Redemption.requested_by, principal.user_id, key, digest, IdempotencyConflict
+        )
         assert winner is not None, "the unique key was taken, so its row exists"
         return _replay(winner, digest)
     return Outcome(redemption, replayed=False)

@@ -31,7 +31,7 @@ from sqlmodel import col
 from backend.auth.principal import Principal
 from backend.core.clock import LOCAL_TIME, now
 from backend.core.errors import Forbidden
-from backend.core.idempotency import check_idempotency_key, request_hash
+from backend.core.idempotency import check_idempotency_key, earlier_request, request_hash
 from backend.core.ids import new_id
 from backend.regions.coords import CoordSystem, to_wgs84
 from backend.regions.errors import RegionNotFound
@@ -328,19 +328,7 @@ class Created:
     replayed: bool
 
 
-async def _by_key(session: AsyncSession, created_by: uuid.UUID, key: str) -> Activity | None:
-    return (
-        await session.execute(
-            select(Activity).where(
-                col(Activity.created_by) == created_by, col(Activity.idempotency_key) == key
-            )
-        )
-    ).scalar_one_or_none()
-
-
 def _replay(earlier: Activity, digest: str) -> Created:
-    if earlier.request_hash != digest:
-        raise ActivityIdempotencyConflict()
     return Created(earlier, replayed=True)
 
 
@@ -359,7 +347,9 @@ async def create_activity(
     key = check_idempotency_key(idempotency_key)
     _require_manager(principal)
     digest = request_hash("activity.create", body.model_dump(mode="json"))
-    earlier = await _by_key(session, principal.user_id, key)
+    earlier = await earlier_request(
+        session, Activity.created_by, principal.user_id, key, digest, ActivityIdempotencyConflict
+    )
     if earlier is not None:
         return _replay(earlier, digest)
     at = now()
@@ -406,7 +396,14 @@ async def create_activity(
     )
     if inserted.first() is None:
         # A request with this key got there first (and has committed): answer its draft.
-        winner = await _by_key(session, principal.user_id, key)
+        winner = await earlier_request(
+            session,
+            Activity.created_by,
+            principal.user_id,
+            key,
+            digest,
+            ActivityIdempotencyConflict,
+        )
         assert winner is not None, "the key was taken, so its activity exists"
         return _replay(winner, digest)
     activity = await session.get(Activity, activity_id)

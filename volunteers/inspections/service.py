@@ -25,7 +25,7 @@ from backend.cases.categories import service as categories_service
 from backend.cases.models import Case, CaseKind, CaseState, Category, Channel
 from backend.cases.schemas import ReportCreate
 from backend.core.database import insert_unique
-from backend.core.idempotency import check_idempotency_key, request_hash
+from backend.core.idempotency import check_idempotency_key, earlier_request, request_hash
 from backend.regions.coords import to_wgs84
 from backend.regions.schemas import LocationIn, PointOut
 from backend.regions.service import GridMap
@@ -261,7 +261,9 @@ async def file_inspection(
     digest = request_hash(
         "inspection", {"activity_id": str(activity.id), **body.model_dump(mode="json")}
     )
-    earlier = await _by_key(session, volunteer.id, key)
+    earlier = await earlier_request(
+        session, Inspection.volunteer_id, volunteer.id, key, digest, IdempotencyConflict
+    )
     if earlier is not None:
         return await _replay(session, activity, earlier, digest)
 
@@ -295,7 +297,9 @@ async def file_inspection(
     )
     if not await insert_unique(session, inspection, races={IDEMPOTENCY_CONSTRAINT}):
         # A concurrent request with the same key got there first: answer what it made.
-        winner = await _by_key(session, volunteer.id, key)
+        winner = await earlier_request(
+            session, Inspection.volunteer_id, volunteer.id, key, digest, IdempotencyConflict
+        )
         assert winner is not None, "the key's inspection exists: the insert yielded to it"
         return await _replay(session, activity, winner, digest)
 
@@ -373,20 +377,9 @@ def _description(activity: Activity, item: ChecklistItem, note: str | None, addr
     return (text + f"地址：{address}")[:DESCRIPTION_MAX]
 
 
-async def _by_key(session: AsyncSession, volunteer_id: uuid.UUID, key: str) -> Inspection | None:
-    found = await session.execute(
-        select(Inspection).where(
-            col(Inspection.volunteer_id) == volunteer_id, col(Inspection.idempotency_key) == key
-        )
-    )
-    return found.scalar_one_or_none()
-
-
 async def _replay(
     session: AsyncSession, activity: Activity, earlier: Inspection, digest: str
 ) -> Filed:
-    if earlier.request_hash != digest:
-        raise IdempotencyConflict()
     findings = await _findings(session, [earlier.id])
     return Filed(_view(earlier, activity.type, findings.get(earlier.id, {})), replayed=True)
 

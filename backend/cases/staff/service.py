@@ -52,7 +52,7 @@ from backend.cases.staff.schemas import (
 )
 from backend.core.clock import now
 from backend.core.errors import Forbidden
-from backend.core.idempotency import check_idempotency_key, request_hash
+from backend.core.idempotency import check_idempotency_key, earlier_request, request_hash
 from backend.core.pagination import CursorInvalid
 from backend.core.security import PersonalData, mask_phone
 from backend.regions.coords import to_wgs84
@@ -412,20 +412,7 @@ async def act(
 # --- Registration by staff ---------------------------------------------------------------
 
 
-async def _case_by_key(session: AsyncSession, user_id: uuid.UUID, key: str) -> Case | None:
-    return (
-        await session.execute(
-            select(Case).where(
-                Case.submitted_by == user_id,  # type: ignore[arg-type]
-                Case.idempotency_key == key,  # type: ignore[arg-type]
-            )
-        )
-    ).scalar_one_or_none()
-
-
 def _replayed(earlier: Case, fingerprint: str) -> tuple[Case, bool]:
-    if earlier.request_hash != fingerprint:
-        raise cases_errors.IdempotencyConflict()
     return earlier, False
 
 
@@ -447,7 +434,14 @@ async def register_case(
     ensure_staff(principal)
     key = check_idempotency_key(idempotency_key)
     fingerprint = request_hash("registration", payload.model_dump(mode="json"))
-    earlier = await _case_by_key(session, principal.user_id, key)
+    earlier = await earlier_request(
+        session,
+        Case.submitted_by,
+        principal.user_id,
+        key,
+        fingerprint,
+        cases_errors.IdempotencyConflict,
+    )
     if earlier is not None:
         return _replayed(earlier, fingerprint)
 
@@ -514,7 +508,14 @@ async def register_case(
     if opened is None:
         # The same key was used before (or just now, by a request the insert waited for).
         # Answer its case, if the request is the same.
-        winner = await _case_by_key(session, principal.user_id, key)
+        winner = await earlier_request(
+            session,
+            Case.submitted_by,
+            principal.user_id,
+            key,
+            fingerprint,
+            cases_errors.IdempotencyConflict,
+        )
         assert winner is not None, "ON CONFLICT found the key, so its case exists"
         return _replayed(winner, fingerprint)
     created, _ = opened

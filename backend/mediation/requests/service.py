@@ -15,9 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from backend.auth.principal import Principal
 from backend.cases import workflow
@@ -27,7 +25,7 @@ from backend.cases.models import Case, CaseAttachment, CaseKind, CaseState
 from backend.cases.workflow import Action, Actor
 from backend.core.clock import now
 from backend.core.i18n import Language
-from backend.core.idempotency import check_idempotency_key, request_hash
+from backend.core.idempotency import check_idempotency_key, earlier_request, request_hash
 from backend.core.security import PersonalData, mask_phone
 from backend.mediation.auth import Seen, Viewer, visible_mediation
 from backend.mediation.errors import MediationEnded
@@ -93,7 +91,9 @@ async def request_mediation(
     key opened before (without its codes: only their hashes are kept)."""
     key = check_idempotency_key(idempotency_key)
     digest = request_hash(CaseKind.mediation.value, body.model_dump(mode="json"))
-    earlier = await _case_by_key(session, principal.user_id, key)
+    earlier = await earlier_request(
+        session, Case.submitted_by, principal.user_id, key, digest, IdempotencyConflict
+    )
     if earlier is not None:
         return await _replay(session, store, principal, earlier, digest, language)
 
@@ -138,7 +138,9 @@ async def request_mediation(
     )
     if opened is None:
         # A concurrent request with this key won the insert: answer what it made.
-        winner = await _case_by_key(session, user.id, key)
+        winner = await earlier_request(
+            session, Case.submitted_by, user.id, key, digest, IdempotencyConflict
+        )
         assert winner is not None, "ON CONFLICT found the key, so its case exists"
         return await _replay(session, store, principal, winner, digest, language)
     case, event = opened
@@ -216,13 +218,6 @@ async def request_mediation(
     )
 
 
-async def _case_by_key(session: AsyncSession, user_id: uuid.UUID, key: str) -> Case | None:
-    found = await session.execute(
-        select(Case).where(col(Case.submitted_by) == user_id, col(Case.idempotency_key) == key)
-    )
-    return found.scalar_one_or_none()
-
-
 async def _replay(
     session: AsyncSession,
     store: ObjectStore,
@@ -232,8 +227,8 @@ async def _replay(
     language: Language,
 ) -> Requested:
     """The mediation an earlier request with this key opened, if this request is the same."""
-    if earlier.kind != CaseKind.mediation or earlier.request_hash != digest:
-        raise IdempotencyConflict()
+    if earlier.kind != CaseKind.mediation:
+        raise IdempotencyConflict()  # the key opened a report or complaint
     seen = await visible_mediation(session, principal, earlier.id)
     fields = await view_fields(session, store, seen, principal.user_id)
     return Requested(
