@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Response, status
@@ -40,18 +43,38 @@ class IdempotencyKeyInvalid(ShanzhiError):
 KEY_ERRORS = (IdempotencyKeyRequired, IdempotencyKeyInvalid)
 
 
+def valid_key(key: object) -> bool:
+    return isinstance(key, str) and _KEY.fullmatch(key) is not None
+
+
 def check_idempotency_key(key: str | None) -> str:
     if key is None or not key.strip():
         raise IdempotencyKeyRequired()
-    if not _KEY.fullmatch(key):
+    if not valid_key(key):
         raise IdempotencyKeyInvalid()
     return key
 
 
-def request_hash(kind: str, payload: dict[str, Any]) -> str:
-    """sha256 of the canonical request: the same request gives the same hash, byte for byte."""
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    raise TypeError(f"cannot hash {type(value).__name__}")
+
+
+def request_hash(kind: str, payload: Mapping[str, Any], *, tag: str = "kind") -> str:
+    """sha256 of the canonical request: the same request gives the same hash, byte for byte.
+
+    `tag` names the field that carries `kind` (the ledger's stored hashes say `op`); ids and
+    times are hashed as text (times in UTC).
+    """
     canonical = json.dumps(
-        {"kind": kind, **payload}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        {tag: kind, **payload},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=_jsonable,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
