@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from backend.auth import errors
 from backend.auth.models import RefreshToken, Role, RoleGrant, User
@@ -17,6 +18,7 @@ from backend.auth.principal import Principal, path_within, region_scope
 from backend.core.clock import now
 from backend.core.config import Settings
 from backend.core.ids import new_id
+from backend.core.pagination import keyset
 from backend.core.security import (
     PersonalData,
     hash_refresh_secret,
@@ -237,14 +239,12 @@ async def list_grants(
             RoleGrant.revoked_at.is_(None),  # type: ignore[union-attr]
             region_scope(RoleGrant.region_path, principal, (Role.admin,)),
         )
-        .order_by(RoleGrant.id)
         .limit(limit)
     )
     if region_code:
         region = await _region_in_scope(session, principal, region_code, (Role.admin,))
         query = query.where(RoleGrant.region_path.descendant_of(region.path))  # type: ignore[attr-defined]
-    if after is not None:
-        query = query.where(RoleGrant.id > after)  # type: ignore[operator]
+    query = keyset(query, col(RoleGrant.id), after, newest_first=False)
     rows = await session.execute(query)
     return [(grant, user) for grant, user in rows.all()]
 

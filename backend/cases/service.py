@@ -49,6 +49,7 @@ from backend.cases.models import (
 from backend.cases.workflow import Action, Actor
 from backend.core.clock import now
 from backend.core.idempotency import check_idempotency_key, earlier_request, request_hash
+from backend.core.pagination import keyset
 from backend.regions.coords import to_wgs84
 from backend.regions.geo import distance_m_text
 from backend.regions.models import Region
@@ -487,13 +488,11 @@ async def my_cases(
             col(Case.reporter_id) == principal.user_id,
             col(Case.kind) != CaseKind.mediation,
         )
-        .order_by(col(Case.id).desc())
         .limit(limit)
     )
     if state is not None:
         query = query.where(col(Case.state) == state)
-    if after is not None:
-        query = query.where(col(Case.id) < after)
+    query = keyset(query, col(Case.id), after)
     return [list_item(case, category) for case, category in (await session.execute(query)).all()]
 
 

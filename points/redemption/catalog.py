@@ -17,6 +17,7 @@ from backend.auth.principal import Principal, region_scope
 from backend.core.clock import LOCAL_TIME, now
 from backend.core.database import insert_unique, violated_constraint
 from backend.core.idempotency import check_idempotency_key, earlier_request, request_hash
+from backend.core.pagination import keyset
 from backend.regions.coords import to_wgs84
 from backend.regions.errors import RegionNotFound
 from backend.regions.geo import distance_m_text
@@ -164,11 +165,9 @@ async def admin_centers(
     query = (
         select(ServiceCenter)
         .where(region_scope(ServiceCenter.region_path, principal, ADMIN_ROLES))
-        .order_by(col(ServiceCenter.id))
         .limit(limit)
     )
-    if after is not None:
-        query = query.where(col(ServiceCenter.id) > after)
+    query = keyset(query, col(ServiceCenter.id), after, newest_first=False)
     return list((await session.execute(query)).scalars())
 
 
@@ -240,13 +239,9 @@ async def admin_rewards(
     """The rewards of the caller's admin regions, by id (for cursor pages)."""
     _require_some_admin(principal)
     query = (
-        select(Reward)
-        .where(region_scope(Reward.region_path, principal, ADMIN_ROLES))
-        .order_by(col(Reward.id))
-        .limit(limit)
+        select(Reward).where(region_scope(Reward.region_path, principal, ADMIN_ROLES)).limit(limit)
     )
-    if after is not None:
-        query = query.where(col(Reward.id) > after)
+    query = keyset(query, col(Reward.id), after, newest_first=False)
     return list((await session.execute(query)).scalars())
 
 

@@ -33,6 +33,7 @@ from backend.core.clock import now
 from backend.core.database import insert_unique, violated_constraint
 from backend.core.idempotency import check_idempotency_key, earlier_request, request_hash
 from backend.core.ids import new_id
+from backend.core.pagination import keyset
 from points.ledger import service as ledger_service
 from points.ledger.errors import HoldNotPending, IdempotencyConflict
 from points.models import (
@@ -436,16 +437,10 @@ async def my_redemptions(
     limit: int,
 ) -> list[Redemption]:
     """The member's redemptions, newest first (ids are time-ordered)."""
-    query = (
-        select(Redemption)
-        .where(col(Redemption.member_id) == member_id)
-        .order_by(col(Redemption.id).desc())
-        .limit(limit)
-    )
+    query = select(Redemption).where(col(Redemption.member_id) == member_id).limit(limit)
     if state is not None:
         query = query.where(col(Redemption.state) == state)
-    if after is not None:
-        query = query.where(col(Redemption.id) < after)
+    query = keyset(query, col(Redemption.id), after)
     return list((await session.execute(query)).scalars())
 
 

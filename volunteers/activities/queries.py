@@ -18,7 +18,7 @@ from sqlmodel import col
 
 from backend.auth.principal import Principal, region_scope
 from backend.core.clock import now
-from backend.core.pagination import CursorInvalid, Page, cut_page, encode_cursor
+from backend.core.pagination import CursorInvalid, Page, cut_page, encode_cursor, keyset
 from backend.regions.coords import CoordSystem, to_wgs84
 from backend.regions.errors import RegionNotFound
 from backend.regions.geo import distance_m_sql
@@ -381,16 +381,10 @@ async def list_my_enrolments(
     volunteer = await _volunteer_of(session, principal)
     if volunteer is None:
         raise NotSignedUp()
-    query = (
-        select(Enrolment)
-        .where(col(Enrolment.volunteer_id) == volunteer.id)
-        .order_by(col(Enrolment.id).desc())
-        .limit(limit + 1)
-    )
+    query = select(Enrolment).where(col(Enrolment.volunteer_id) == volunteer.id).limit(limit + 1)
     if state is not None:
         query = query.where(col(Enrolment.state) == state.value)
-    if after is not None:
-        query = query.where(col(Enrolment.id) < after)
+    query = keyset(query, col(Enrolment.id), after)
     found = list((await session.execute(query)).scalars())
     page, next_cursor = cut_page(found, limit)
     return Page(items=await enrolment_views(session, page), next_cursor=next_cursor)
@@ -426,7 +420,6 @@ async def list_staff_activities(
     query = (
         select(Activity)
         .where(region_scope(Activity.region_path, principal, ACTIVITY_HOSTS))
-        .order_by(col(Activity.id).desc())
         .limit(limit + 1)
     )
     if state is not None:
@@ -435,8 +428,7 @@ async def list_staff_activities(
         query = query.where(col(Activity.starts_at) >= starts_from)
     if starts_to is not None:
         query = query.where(col(Activity.starts_at) < starts_to)
-    if after is not None:
-        query = query.where(col(Activity.id) < after)
+    query = keyset(query, col(Activity.id), after)
     found = list((await session.execute(query)).scalars())
     page, next_cursor = cut_page(found, limit)
     organisers = await region_briefs(session, [a.region_id for a in page])
@@ -486,13 +478,11 @@ async def list_activity_enrolments(
             ),
         )
         .where(col(Enrolment.activity_id) == activity.id)
-        .order_by(col(Enrolment.id).desc())
         .limit(limit + 1)
     )
     if state is not None:
         query = query.where(col(Enrolment.state) == state.value)
-    if after is not None:
-        query = query.where(col(Enrolment.id) < after)
+    query = keyset(query, col(Enrolment.id), after)
     rows = (await session.execute(query)).all()
     shown = rows[:limit]
     return Page(

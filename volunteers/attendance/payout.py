@@ -16,6 +16,7 @@ from sqlmodel import col
 from backend.auth.principal import Principal, region_scope
 from backend.core.clock import now
 from backend.core.i18n import Language
+from backend.core.pagination import keyset
 from backend.regions.models import Region
 from points.ledger import service as ledger_service
 from volunteers.attendance import schemas
@@ -167,9 +168,8 @@ async def list_attendance(
     query = _review_query(principal).where(col(Attendance.state) == state.value)
     if activity_id is not None:
         query = query.where(col(Attendance.activity_id) == activity_id)
-    if after is not None:
-        query = query.where(col(Attendance.id) < after)
-    found = await session.execute(query.order_by(col(Attendance.id).desc()).limit(limit))
+    query = keyset(query, col(Attendance.id), after)
+    found = await session.execute(query.limit(limit))
     return [_reviewed(row) for row in found.all()]
 
 

@@ -26,6 +26,7 @@ from backend.cases.models import Case, CaseKind, CaseState, Category, Channel
 from backend.cases.schemas import ReportCreate
 from backend.core.database import insert_unique
 from backend.core.idempotency import check_idempotency_key, earlier_request, request_hash
+from backend.core.pagination import keyset
 from backend.regions.coords import to_wgs84
 from backend.regions.schemas import LocationIn, PointOut
 from backend.regions.service import GridMap
@@ -469,11 +470,9 @@ async def my_inspections(
             col(Inspection.activity_id) == activity.id,
             col(Inspection.volunteer_id) == volunteer.id,
         )
-        .order_by(col(Inspection.id).desc())
         .limit(limit)
     )
-    if after is not None:
-        query = query.where(col(Inspection.id) < after)
+    query = keyset(query, col(Inspection.id), after)
     inspections = list((await session.execute(query)).scalars())
     findings = await _findings(session, [i.id for i in inspections])
     return [_view(i, activity.type, findings.get(i.id, {})) for i in inspections]
@@ -496,11 +495,9 @@ async def activity_inspections(
             col(Inspection.activity_id) == activity.id,
             region_scope(Inspection.region_path, principal, ACTIVITY_HOSTS),
         )
-        .order_by(col(Inspection.id).desc())
         .limit(limit)
     )
-    if after is not None:
-        query = query.where(col(Inspection.id) < after)
+    query = keyset(query, col(Inspection.id), after)
     rows = (await session.execute(query)).all()
     findings = await _findings(session, [inspection.id for inspection, _ in rows])
     return [

@@ -14,6 +14,7 @@ from sqlmodel import col
 from backend.auth.principal import Principal, region_scope
 from backend.core.clock import now
 from backend.core.errors import Forbidden
+from backend.core.pagination import keyset
 from backend.core.spreadsheet import csv_text
 from backend.regions.models import Region
 from volunteers.auth import (
@@ -56,11 +57,9 @@ async def my_records(
             col(Attendance.volunteer_id) == volunteer.id,
             col(Attendance.state) == AttendanceState.verified.value,
         )
-        .order_by(col(Attendance.id).desc())
         .limit(limit)
     )
-    if after is not None:
-        query = query.where(col(Attendance.id) < after)
+    query = keyset(query, col(Attendance.id), after)
     rows = (await session.execute(query)).all()
     organisers = await region_briefs(session, {activity.region_id for _, activity in rows})
     return [

@@ -25,6 +25,7 @@ from backend.auth.principal import Principal, region_scope
 from backend.core.clock import LOCAL_TIME, now
 from backend.core.errors import Forbidden
 from backend.core.ids import new_id
+from backend.core.pagination import keyset
 from backend.regions.models import Region, RegionLevel
 from points.ledger import service as ledger_service
 from volunteers.auth import (
@@ -253,15 +254,13 @@ async def staff_volunteers(
         select(Volunteer, col(User.nickname), col(User.phone_masked))
         .join(User, col(User.id) == col(Volunteer.user_id))
         .where(region_scope(Volunteer.community_path, principal, ACTIVITY_HOSTS))
-        .order_by(col(Volunteer.id).desc())
         .limit(limit)
     )
     if state is not None:
         query = query.where(col(Volunteer.state) == state.value)
     if community is not None:
         query = query.where(col(Volunteer.community_path).descendant_of(community))
-    if after is not None:
-        query = query.where(col(Volunteer.id) < after)
+    query = keyset(query, col(Volunteer.id), after)
     rows = (await session.execute(query)).all()
     regions = await region_briefs(session, {volunteer.community_id for volunteer, _, _ in rows})
     return [

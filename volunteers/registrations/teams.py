@@ -15,6 +15,7 @@ from sqlmodel import col
 from backend.auth.principal import Principal, region_scope
 from backend.core.clock import now
 from backend.core.ids import new_id
+from backend.core.pagination import keyset
 from volunteers.auth import (
     ACTIVITY_HOSTS,
     VOLUNTEER_MANAGERS,
@@ -215,13 +216,11 @@ async def staff_teams(
     query = (
         select(Team, _members_count())
         .where(region_scope(Team.community_path, principal, ACTIVITY_HOSTS))
-        .order_by(col(Team.id).desc())
         .limit(limit)
     )
     if community is not None:
         query = query.where(col(Team.community_path).descendant_of(community))
-    if after is not None:
-        query = query.where(col(Team.id) < after)
+    query = keyset(query, col(Team.id), after)
     rows = (await session.execute(query)).all()
     return await _team_views(session, [(team, count) for team, count in rows])
 

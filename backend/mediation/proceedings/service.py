@@ -30,6 +30,7 @@ from backend.auth.principal import Principal
 from backend.cases import workflow
 from backend.cases.models import CaseState
 from backend.core.clock import now
+from backend.core.pagination import keyset
 from backend.mediation.auth import Seen, Viewer, visible_mediation
 from backend.mediation.errors import MediationEnded
 from backend.mediation.models import (
@@ -343,9 +344,8 @@ async def list_sessions(
     """The mediation's sessions, newest scheduled first, for anyone who may see it."""
     seen = await visible_mediation(session, principal, mediation_id)
     query = select(MediationSession).where(col(MediationSession.case_id) == seen.case.id)
-    if after is not None:
-        query = query.where(col(MediationSession.id) < after)
-    found = await session.execute(query.order_by(col(MediationSession.id).desc()).limit(limit))
+    query = keyset(query, col(MediationSession.id), after)
+    found = await session.execute(query.limit(limit))
     return seen, list(found.scalars())
 
 

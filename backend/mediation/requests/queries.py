@@ -14,6 +14,7 @@ from backend.auth.principal import Principal
 from backend.cases import workflow
 from backend.cases.models import Case, CaseAttachment, CaseEvent, Category
 from backend.cases.schemas import AttachmentOut
+from backend.core.pagination import keyset
 from backend.mediation.auth import Seen, Viewer, visible_mediation
 from backend.mediation.models import (
     Consent,
@@ -270,13 +271,11 @@ async def my_mediations(
             col(MediationParty.user_id) == principal.user_id,
             col(MediationParty.consent) == Consent.accepted.value,
         )
-        .order_by(col(Mediation.case_id).desc())
         .limit(limit)
     )
     if state is not None:
         query = query.where(col(Mediation.state) == state.value)
-    if after is not None:
-        query = query.where(col(Mediation.case_id) < after)
+    query = keyset(query, col(Mediation.case_id), after)
     return [
         schemas.MediationListItem(
             id=mediation.case_id,

@@ -16,6 +16,7 @@ from backend.auth.principal import Principal, path_within, region_scope
 from backend.core.clock import now
 from backend.core.database import insert_unique
 from backend.core.ids import new_id
+from backend.core.pagination import keyset
 from backend.mediation.errors import MediatorNotFound
 from backend.mediation.models import (
     CARRIED_STATES,
@@ -218,15 +219,13 @@ async def list_mediators(
     query = (
         select(Mediator)
         .where(region_scope(Mediator.region_path, principal, ADMINS))
-        .order_by(col(Mediator.id).desc())
         .limit(limit + 1)
     )
     if studio_id is not None:
         query = query.where(col(Mediator.studio_id) == studio_id)
     if active is not None:
         query = query.where(col(Mediator.active).is_(active))
-    if after is not None:
-        query = query.where(col(Mediator.id) < after)
+    query = keyset(query, col(Mediator.id), after)
     return list((await session.execute(query)).scalars())
 
 

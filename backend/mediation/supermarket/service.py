@@ -29,6 +29,7 @@ from backend.auth.principal import Principal, path_within, region_scope
 from backend.cases import workflow
 from backend.cases.models import Case
 from backend.core.clock import now
+from backend.core.pagination import keyset
 from backend.mediation.auth import SUPERVISORS, Viewer, visible_mediation
 from backend.mediation.errors import MediationNotFound, MediatorNotFound, StudioNotFound
 from backend.mediation.models import (
@@ -368,13 +369,11 @@ async def list_supervised_mediations(
     query = (
         _supervised_query()
         .where(region_scope(Mediation.region_path, principal, SUPERVISORS))
-        .order_by(col(Mediation.case_id).desc())
         .limit(limit + 1)
     )
     if states:
         query = query.where(col(Mediation.state).in_([state.value for state in states]))
-    if after is not None:
-        query = query.where(col(Mediation.case_id) < after)
+    query = keyset(query, col(Mediation.case_id), after)
     at = now()
     return [_supervised_item(row, at) for row in (await session.execute(query)).all()]
 
@@ -477,13 +476,11 @@ async def list_my_mediation_cases(
         select(Mediation, col(Case.number))
         .join(Case, col(Case.id) == col(Mediation.case_id))
         .where(col(Mediation.mediator_id) == entry)
-        .order_by(col(Mediation.case_id).desc())
         .limit(limit + 1)
     )
     if states:
         query = query.where(col(Mediation.state).in_([state.value for state in states]))
-    if after is not None:
-        query = query.where(col(Mediation.case_id) < after)
+    query = keyset(query, col(Mediation.case_id), after)
     rows = (await session.execute(query)).all()
     ids = [mediation.case_id for mediation, _ in rows]
     at = now()

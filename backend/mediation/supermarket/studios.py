@@ -12,6 +12,7 @@ from sqlmodel import col
 from backend.auth.principal import Principal, region_scope
 from backend.core.clock import now
 from backend.core.database import insert_unique
+from backend.core.pagination import keyset
 from backend.mediation.errors import StudioNotFound
 from backend.mediation.models import (
     CARRIED_STATES,
@@ -139,18 +140,14 @@ async def list_studios(
     """The studios whose area lies in the caller's admin regions, newest first."""
     require_admin(principal)
     query = (
-        select(Studio)
-        .where(region_scope(Studio.region_path, principal, ADMINS))
-        .order_by(col(Studio.id).desc())
-        .limit(limit + 1)
+        select(Studio).where(region_scope(Studio.region_path, principal, ADMINS)).limit(limit + 1)
     )
     if area is not None:
         region = await area_in_scope(session, principal, area)
         query = query.where(Studio.region_path.descendant_of(region.path))  # type: ignore[attr-defined]
     if active is not None:
         query = query.where(col(Studio.active).is_(active))
-    if after is not None:
-        query = query.where(col(Studio.id) < after)
+    query = keyset(query, col(Studio.id), after)
     return list((await session.execute(query)).scalars())
 
 
