@@ -48,6 +48,13 @@ class Principal:
     def user_id(self) -> uuid.UUID:
         return self.user.id
 
+    @property
+    def is_city_admin(self) -> bool:
+        """An admin of a whole city (a one-label path): city-wide settings are theirs."""
+        return any(
+            grant.role is Role.admin and "." not in grant.region_path for grant in self.grants
+        )
+
     def paths_for(self, roles: tuple[Role, ...]) -> list[str]:
         """Region paths where the caller holds one of `roles` (admin counts as every role)."""
         wanted = set(roles)

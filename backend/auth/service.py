@@ -26,7 +26,7 @@ from backend.core.security import (
     mask_phone,
     new_refresh_secret,
 )
-from backend.regions.errors import RegionNotFound
+from backend.regions import service as regions_service
 from backend.regions.models import Region
 from backend.wechat.client import WechatClient
 
@@ -164,23 +164,6 @@ async def roles_of(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[Role
     return [(grant, region) for grant, region in rows.all()]
 
 
-async def _region_in_scope(
-    session: AsyncSession, principal: Principal, code: str, roles: tuple[Role, ...]
-) -> Region:
-    """The region, if the caller holds `roles` there; otherwise it does not exist for them."""
-    region = (
-        await session.execute(
-            select(Region).where(
-                Region.path == code,  # type: ignore[arg-type]
-                region_scope(Region.path, principal, roles),
-            )
-        )
-    ).scalar_one_or_none()
-    if region is None:
-        raise RegionNotFound(code=code)
-    return region
-
-
 async def grant_role(
     session: AsyncSession,
     principal: Principal,
@@ -190,7 +173,7 @@ async def grant_role(
     user_id: uuid.UUID | None,
     openid: str | None,
 ) -> tuple[RoleGrant, User]:
-    region = await _region_in_scope(session, principal, region_code, (Role.admin,))
+    region = await regions_service.region_in_scope(session, principal, region_code, (Role.admin,))
     if role == Role.admin and not any(
         path_within(region.path, p) and region.path != p for p in principal.paths_for((Role.admin,))
     ):
@@ -242,7 +225,9 @@ async def list_grants(
         .limit(limit)
     )
     if region_code:
-        region = await _region_in_scope(session, principal, region_code, (Role.admin,))
+        region = await regions_service.region_in_scope(
+            session, principal, region_code, (Role.admin,)
+        )
         query = query.where(RoleGrant.region_path.descendant_of(region.path))  # type: ignore[attr-defined]
     query = keyset(query, col(RoleGrant.id), after, newest_first=False)
     rows = await session.execute(query)

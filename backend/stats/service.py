@@ -27,10 +27,11 @@ from backend.cases.staff.service import (
     RESOLUTION_STATES,
     RESPONSE_STATES,
     STAFF_KINDS,
+    STAFF_ROLES,
     ensure_staff,
-    region_in_scope,
 )
 from backend.core.clock import now
+from backend.regions import service as regions_service
 from backend.regions.models import Region, RegionLevel
 from backend.stats import errors
 from backend.stats.mediation import mediation_figures
@@ -67,7 +68,7 @@ async def case_stats(
     at = now()
     if region_code is None:
         region_code = min(paths, key=lambda path: (path.count("."), path))
-    region = await region_in_scope(session, principal, region_code)
+    region = await regions_service.region_in_scope(session, principal, region_code, STAFF_ROLES)
     depth = region.path.count(".") + 1
 
     child = case(

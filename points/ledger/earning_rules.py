@@ -8,7 +8,6 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from backend.auth.models import Role
 from backend.auth.principal import Principal
 from backend.core.clock import now
 from points.ledger import schemas
@@ -25,9 +24,7 @@ from points.models import (
 
 def require_rules_admin(principal: Principal) -> None:
     """Earning rules are city-wide: only an admin of a city (a one-label path) sets them."""
-    if not any(
-        grant.role is Role.admin and "." not in grant.region_path for grant in principal.grants
-    ):
+    if not principal.is_city_admin:
         raise EarningRulesAdminOnly()
 
 

@@ -11,7 +11,6 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from backend.auth.models import Role
 from backend.auth.principal import Principal
 from backend.cases.categories import schemas
 from backend.cases.categories.errors import (
@@ -57,9 +56,7 @@ async def list_categories(
 
 def require_catalogue_admin(principal: Principal) -> None:
     """The catalogue is city-wide: only an admin of a city (a one-label path) edits it."""
-    if not any(
-        grant.role is Role.admin and "." not in grant.region_path for grant in principal.grants
-    ):
+    if not principal.is_city_admin:
         raise CatalogueAdminOnly()
 
 

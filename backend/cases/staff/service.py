@@ -55,8 +55,8 @@ from backend.core.errors import Forbidden
 from backend.core.idempotency import check_idempotency_key, earlier_request, request_hash
 from backend.core.pagination import CursorInvalid
 from backend.core.security import PersonalData, mask_phone
+from backend.regions import service as regions_service
 from backend.regions.coords import to_wgs84
-from backend.regions.errors import RegionNotFound
 from backend.regions.models import Region
 from backend.regions.service import GridMap
 from backend.storage import service as storage_service
@@ -134,20 +134,6 @@ def current_deadline(item: Case) -> datetime | None:
     if state in RESOLUTION_STATES:
         return item.resolution_due_at
     return None
-
-
-async def region_in_scope(session: AsyncSession, principal: Principal, code: str) -> Region:
-    region = (
-        await session.execute(
-            select(Region).where(
-                Region.path == code,  # type: ignore[arg-type]
-                region_scope(Region.path, principal, STAFF_ROLES),
-            )
-        )
-    ).scalar_one_or_none()
-    if region is None:
-        raise RegionNotFound(code=code)
-    return region
 
 
 # --- The queue ---------------------------------------------------------------------------
@@ -253,7 +239,9 @@ async def list_queue(
     if filters.assignee_id is not None:
         query = query.where(Case.assignee_id == filters.assignee_id)
     if filters.region is not None:
-        region = await region_in_scope(session, principal, filters.region)
+        region = await regions_service.region_in_scope(
+            session, principal, filters.region, STAFF_ROLES
+        )
         query = query.where(Case.location_path.descendant_of(region.path))  # type: ignore[attr-defined]
     if filters.mine_only:
         query = query.where(cast(Case.queue_path, Text).in_(paths))

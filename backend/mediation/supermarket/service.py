@@ -59,8 +59,9 @@ from backend.mediation.supermarket.errors import (
     SupermarketAdminsOnly,
     SupervisorsOnly,
 )
+from backend.regions import service as regions_service
 from backend.regions.coords import CoordSystem, to_wgs84
-from backend.regions.errors import OutsideGrids, RegionNotFound
+from backend.regions.errors import OutsideGrids
 from backend.regions.models import Region
 from backend.regions.service import GridMap
 
@@ -96,20 +97,6 @@ def require_admin(principal: Principal) -> None:
     """Someone who administers no region at all is told so rather than shown 404s."""
     if not principal.paths_for(ADMINS):
         raise SupermarketAdminsOnly()
-
-
-async def area_in_scope(session: AsyncSession, principal: Principal, code: str) -> Region:
-    """The region, if the caller administers it or a region above; otherwise 404."""
-    region = (
-        await session.execute(
-            select(Region).where(
-                col(Region.path) == code, region_scope(Region.path, principal, ADMINS)
-            )
-        )
-    ).scalar_one_or_none()
-    if region is None:
-        raise RegionNotFound(code=code)
-    return region
 
 
 def area_ref(region: Region) -> schemas.AreaRef:
@@ -520,3 +507,8 @@ async def list_my_mediation_cases(
         )
         for mediation, number in rows
     ]
+
+
+async def area_in_scope(session: AsyncSession, principal: Principal, code: str) -> Region:
+    """The region, if the caller administers it or a region above; otherwise 404."""
+    return await regions_service.region_in_scope(session, principal, code, ADMINS)
