@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response, status
 
 from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
+from backend.cases import queries as cases_queries
 from backend.cases import schemas, service
 from backend.cases.errors import (
     AlreadyRated,
@@ -163,7 +164,7 @@ async def list_my_cases(
     limit: LimitParam = 20,
 ) -> Page[schemas.CaseListItem]:
     """The caller's reports and complaints, newest first."""
-    items = await service.my_cases(
+    items = await cases_queries.my_cases(
         session, principal, state=state, after=decode_cursor(cursor), limit=limit + 1
     )
     page, next_cursor = cut_page(items, limit)
@@ -186,8 +187,8 @@ async def get_case(
     its queue; to anyone else it does not exist (404). Staff never see who submitted an
     anonymous case.
     """
-    case = await service.visible_case(session, principal, case_id)
-    return await service.case_view(session, store, case, viewer=principal)
+    case = await cases_queries.visible_case(session, principal, case_id)
+    return await cases_queries.case_view(session, store, case, viewer=principal)
 
 
 @router.post(

@@ -10,7 +10,7 @@ from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.core.database import SessionDep
 from backend.core.deps import GridMapDep
 from backend.core.errors import Forbidden, problem_responses
-from backend.regions import schemas
+from backend.regions import grid_import, schemas
 from backend.regions import service as regions_service
 from backend.regions.coords import CoordSystem
 from backend.regions.errors import (
@@ -157,4 +157,4 @@ async def import_grids(
     duplicates); if any is bad the answer lists each one and nothing is written. Needs the
     admin role on each grid's community or above. At most 50,000 features per request.
     """
-    return await regions_service.import_grids(session, principal, body, coord, grid_map)
+    return await grid_import.import_grids(session, principal, body, coord, grid_map)

@@ -12,10 +12,9 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import re
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,24 +22,21 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import shapely
-from sqlalchemy import Text, bindparam, cast, func, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import Text, cast, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from backend.auth.models import Role
 from backend.auth.principal import Principal, path_within, region_scope
 from backend.core.clock import now
-from backend.core.database import Ltree, after_commit
+from backend.core.database import after_commit
 from backend.core.errors import Forbidden
 from backend.core.ids import new_id
 from backend.regions import schemas
+from backend.regions.boundaries import boundary_or_raise
 from backend.regions.coords import CoordSystem, to_wgs84
 from backend.regions.errors import (
-    FeatureIssue,
-    GridImportInvalid,
-    ImportTooLarge,
-    InvalidBoundary,
     InvalidLevel,
     OutsideGrids,
     RegionDuplicate,
@@ -50,17 +46,24 @@ from backend.regions.models import CHILD_LEVEL, Region, RegionLevel
 
 log = logging.getLogger("shanzhi.regions")
 
+
 NOTIFY_CHANNEL = "shanzhi_grid_map"
-_CODE = re.compile(schemas.CODE_PATTERN)
-_LEVEL_ZH: dict[RegionLevel, str] = {
+
+
+CODE = re.compile(schemas.CODE_PATTERN)
+
+
+LEVEL_ZH: dict[RegionLevel, str] = {
     RegionLevel.city: "市",
     RegionLevel.district: "区",
     RegionLevel.street: "街道",
     RegionLevel.community: "社区",
     RegionLevel.grid: "网格",
 }
+
+
 # Rows per executemany batch, so one huge import does not hold every parameter set at once.
-_WRITE_CHUNK = 2000
+WRITE_CHUNK = 2000
 
 
 # --- The grid map ------------------------------------------------------------------------
@@ -426,7 +429,7 @@ def _summary(region: Region) -> schemas.RegionSummary:
 
 
 async def _find(session: AsyncSession, code: str) -> Region | None:
-    if not _CODE.match(code):
+    if not CODE.match(code):
         return None
     result = await session.execute(select(Region).where(col(Region.path) == code))
     return result.scalar_one_or_none()
@@ -465,142 +468,6 @@ async def _detail(
         has_boundary=region.boundary is not None,
         boundary=region.boundary if include_boundary else None,
     )
-
-
-# --- Boundaries ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BoundaryProblem:
-    reason: str
-    zh: str
-    en: str
-
-
-class _Bad(Exception):
-    def __init__(self, problem: BoundaryProblem) -> None:
-        self.problem = problem
-
-
-def _number(value: Any) -> float:
-    # bool is an int in Python but never a coordinate; a huge JSON integer overflows float.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Bad(_MALFORMED)
-    try:
-        number = float(value)
-    except OverflowError:
-        raise _Bad(_MALFORMED) from None
-    if not math.isfinite(number):
-        raise _Bad(_MALFORMED)
-    return number
-
-
-_MALFORMED = BoundaryProblem(
-    "geometry_malformed",
-    "坐标格式不正确：应为 [经度, 纬度] 数值组成的环",
-    "Malformed coordinates: expected rings of [longitude, latitude] numbers",
-)
-
-
-def _ring(raw: Any, coord: CoordSystem) -> list[list[float]]:
-    if not isinstance(raw, list):
-        raise _Bad(_MALFORMED)
-    points: list[list[float]] = []
-    for position in raw:
-        if not isinstance(position, list) or not 2 <= len(position) <= 3:
-            raise _Bad(_MALFORMED)
-        lng, lat = _number(position[0]), _number(position[1])
-        if not (-180.0 <= lng <= 180.0 and -90.0 <= lat <= 90.0):
-            raise _Bad(
-                BoundaryProblem(
-                    "coordinates_out_of_range",
-                    f"坐标 [{lng}, {lat}] 超出范围：经度须在 -180 到 180、纬度须在 -90 到 90 之间"
-                    "（注意顺序为 [经度, 纬度]）",
-                    f"Coordinate [{lng}, {lat}] is out of range: longitude must be within "
-                    "-180..180 and latitude within -90..90 (the order is [longitude, latitude])",
-                )
-            )
-        points.append([lng, lat])
-    if len(points) < 4 or len({(x, y) for x, y in points}) < 3:
-        raise _Bad(
-            BoundaryProblem(
-                "ring_too_few_points",
-                f"边界环只有 {len(points)} 个点：至少需要 3 个不同的点并首尾闭合（共 4 个）",
-                f"A ring has {len(points)} positions: it needs at least 3 distinct points "
-                "and must be closed (4 positions)",
-            )
-        )
-    if points[0] != points[-1]:
-        raise _Bad(
-            BoundaryProblem(
-                "ring_not_closed",
-                "边界环未闭合：最后一个点必须与第一个点相同",
-                "A ring is not closed: its last position must equal its first",
-            )
-        )
-    if coord == "gcj02":
-        # Convert each vertex; the first and last stay identical, so the ring stays closed.
-        converted = [list(reversed(to_wgs84(lat, lng, "gcj02"))) for lng, lat in points[:-1]]
-        points = [*converted, converted[0]]
-    return points
-
-
-def _polygon(raw: Any, coord: CoordSystem) -> list[list[list[float]]]:
-    if not isinstance(raw, list) or not raw:
-        raise _Bad(_MALFORMED)
-    return [_ring(ring, coord) for ring in raw]
-
-
-def parse_boundary(
-    geometry: Any, coord: CoordSystem
-) -> tuple[dict[str, Any], BoundaryProblem | None]:
-    """A GeoJSON Polygon/MultiPolygon checked and converted to WGS-84, or why it is unusable."""
-    if not isinstance(geometry, dict) or not geometry:
-        return {}, BoundaryProblem(
-            "geometry_missing", "缺少边界几何（geometry）", "The geometry is missing"
-        )
-    kind = geometry.get("type")
-    if kind not in ("Polygon", "MultiPolygon"):
-        return {}, BoundaryProblem(
-            "geometry_not_polygon",
-            f"几何类型为 {kind}，边界必须是 Polygon 或 MultiPolygon",
-            f"The geometry is a {kind}; a boundary must be a Polygon or MultiPolygon",
-        )
-    try:
-        raw = geometry.get("coordinates")
-        if kind == "Polygon":
-            coordinates: Any = _polygon(raw, coord)
-            shape: shapely.Geometry = shapely.Polygon(coordinates[0], coordinates[1:])
-        else:
-            if not isinstance(raw, list) or not raw:
-                raise _Bad(_MALFORMED)
-            coordinates = [_polygon(part, coord) for part in raw]
-            shape = shapely.MultiPolygon([(part[0], part[1:]) for part in coordinates])
-    except _Bad as bad:
-        return {}, bad.problem
-    reason = shapely.is_valid_reason(shape)
-    if reason != "Valid Geometry":
-        if "Self-intersection" in reason:
-            return {}, BoundaryProblem(
-                "geometry_self_intersection",
-                f"边界自相交（{reason}）",
-                f"The boundary intersects itself ({reason})",
-            )
-        return {}, BoundaryProblem(
-            "geometry_invalid", f"边界几何无效（{reason}）", f"The geometry is invalid ({reason})"
-        )
-    if shape.area <= 0:
-        return {}, BoundaryProblem(
-            "geometry_empty", "边界面积为零", "The boundary encloses no area"
-        )
-    return {"type": kind, "coordinates": coordinates}, None
-
-
-def _boundary_or_raise(geometry: Any, coord: CoordSystem) -> dict[str, Any]:
-    boundary, problem = parse_boundary(geometry, coord)
-    if problem is not None:
-        raise InvalidBoundary(reason_zh=problem.zh, reason_en=problem.en)
-    return boundary
 
 
 # --- A region by code, inside the caller's scope ---------------------------------------------
@@ -643,7 +510,7 @@ def _check_admin(principal: Principal, path: str, *, code: str) -> None:
     principal.require((Role.admin,), path)
 
 
-def _parent_path(path: str) -> str | None:
+def parent_path(path: str) -> str | None:
     return path.rpartition(".")[0] or None
 
 
@@ -652,8 +519,8 @@ def _level_error(parent: Region) -> InvalidLevel:
     return InvalidLevel(
         parent=parent.path,
         parent_level=parent.level,
-        parent_level_zh=_LEVEL_ZH[RegionLevel(parent.level)],
-        rule_zh=f"其下级只能是{_LEVEL_ZH[expected]}" if expected else "网格之下不能再建区域",
+        parent_level_zh=LEVEL_ZH[RegionLevel(parent.level)],
+        rule_zh=f"其下级只能是{LEVEL_ZH[expected]}" if expected else "网格之下不能再建区域",
         rule_en=f"its children are of level {expected.value}"
         if expected
         else "grids have no children",
@@ -674,7 +541,7 @@ async def create_region(
     expected = CHILD_LEVEL[RegionLevel(parent.level)]
     if expected is None or (data.level is not None and data.level != expected):
         raise _level_error(parent)
-    boundary = _boundary_or_raise(data.boundary, coord) if data.boundary is not None else None
+    boundary = boundary_or_raise(data.boundary, coord) if data.boundary is not None else None
     code = f"{parent.path}.{data.label}"
     # ON CONFLICT keeps a concurrent duplicate a 409 rather than a failed transaction.
     inserted = await session.execute(
@@ -709,7 +576,7 @@ async def update_region(
     grid_map: GridMap | None,
 ) -> schemas.RegionDetail:
     # Regions are managed from above: an admin of the parent (a root by an admin of itself).
-    _check_admin(principal, _parent_path(code) or code, code=code)
+    _check_admin(principal, parent_path(code) or code, code=code)
     region = await _find(session, code)
     if region is None:
         raise RegionNotFound(code=code)
@@ -721,7 +588,7 @@ async def update_region(
         changes["name_en"] = data.name_en
     if "boundary" in given:
         changes["boundary"] = (
-            _boundary_or_raise(data.boundary, coord) if data.boundary is not None else None
+            boundary_or_raise(data.boundary, coord) if data.boundary is not None else None
         )
     if changes:
         changes["updated_at"] = now()
@@ -734,288 +601,3 @@ async def update_region(
         await announce_change(session, grid_map)
         await session.refresh(region)
     return await _detail(session, region, include_boundary=True)
-
-
-# --- Admin: grid import ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _GridRow:
-    index: int
-    code: str
-    name: str
-    name_en: str | None
-    has_name_en: bool
-    boundary: dict[str, Any]
-
-
-def _issue(index: int, code: str | None, reason: str, zh: str, en: str) -> FeatureIssue:
-    return FeatureIssue(index=index, code=code, reason=reason, message={"zh-CN": zh, "en": en})
-
-
-def _check_features(
-    features: Sequence[schemas.GridFeature], coord: CoordSystem
-) -> tuple[list[_GridRow], list[FeatureIssue]]:
-    """Everything that needs no database: properties, geometry, duplicates within the file."""
-    rows: list[_GridRow] = []
-    issues: list[FeatureIssue] = []
-    for index, feature in enumerate(features):
-        properties = feature.properties or {}
-        raw_code = properties.get("code")
-        code = raw_code.strip() if isinstance(raw_code, str) else None
-        bad = False
-        if not code:
-            bad = True
-            issues.append(
-                _issue(
-                    index,
-                    None,
-                    "code_missing",
-                    "缺少 properties.code（网格的完整编码）",
-                    "properties.code (the grid's full code) is missing",
-                )
-            )
-        elif not _CODE.match(code) or "." not in code:
-            bad = True
-            issues.append(
-                _issue(
-                    index,
-                    code,
-                    "code_invalid",
-                    f"编码 {code} 格式不正确：应为以点分隔的完整路径，"
-                    "每段只含小写字母、数字和下划线",
-                    f"Code {code} is malformed: expected a dotted full path of lower-case "
-                    "letters, digits and underscores",
-                )
-            )
-        raw_name = properties.get("name")
-        name = raw_name.strip() if isinstance(raw_name, str) else ""
-        if not 1 <= len(name) <= 100:
-            bad = True
-            issues.append(
-                _issue(
-                    index,
-                    code,
-                    "name_invalid",
-                    "properties.name 须为 1 到 100 个字的名称",
-                    "properties.name must be a name of 1 to 100 characters",
-                )
-            )
-        raw_name_en = properties.get("name_en")
-        name_en = (raw_name_en.strip() or None) if isinstance(raw_name_en, str) else None
-        if (raw_name_en is not None and not isinstance(raw_name_en, str)) or len(
-            name_en or ""
-        ) > 100:
-            bad = True
-            issues.append(
-                _issue(
-                    index,
-                    code,
-                    "name_en_invalid",
-                    "properties.name_en 须为不超过 100 个字符的文本",
-                    "properties.name_en must be text of at most 100 characters",
-                )
-            )
-        boundary, problem = parse_boundary(feature.geometry, coord)
-        if problem is not None:
-            bad = True
-            issues.append(_issue(index, code, problem.reason, problem.zh, problem.en))
-        if not bad:
-            assert code is not None
-            rows.append(
-                _GridRow(
-                    index=index,
-                    code=code,
-                    name=name,
-                    name_en=name_en,
-                    has_name_en="name_en" in properties,
-                    boundary=boundary,
-                )
-            )
-    seen: dict[str, list[int]] = {}
-    for index, feature in enumerate(features):
-        code = (feature.properties or {}).get("code")
-        if isinstance(code, str) and code.strip():
-            seen.setdefault(code.strip(), []).append(index)
-    for code, indexes in seen.items():
-        if len(indexes) > 1:
-            where = ", ".join(str(i) for i in indexes)
-            for index in indexes:
-                issues.append(
-                    _issue(
-                        index,
-                        code,
-                        "duplicate_code",
-                        f"编码 {code} 在文件中出现了 {len(indexes)} 次（第 {where} 个要素）",
-                        f"Code {code} appears {len(indexes)} times in the file (features {where})",
-                    )
-                )
-    return rows, issues
-
-
-def _in_paths(name: str, paths: Sequence[str]) -> Any:
-    """`region.path IN (...)` for up to 50,000 paths: one array parameter, unnested so the
-    planner can hash-join instead of scanning the array for every row."""
-    array = bindparam(name, list(paths), type_=ARRAY(Ltree()))
-    return col(Region.path).in_(select(func.unnest(array)))
-
-
-async def import_grids(
-    session: AsyncSession,
-    principal: Principal,
-    collection: schemas.GridFeatureCollection,
-    coord: CoordSystem,
-    grid_map: GridMap | None,
-) -> schemas.GridImportResult:
-    """Create or update every grid of the collection, or nothing if any feature is bad."""
-    features = collection.features
-    if len(features) > schemas.MAX_IMPORT_FEATURES:
-        raise ImportTooLarge(limit=schemas.MAX_IMPORT_FEATURES, count=len(features))
-    if not principal.paths_for((Role.admin,)):
-        raise Forbidden()
-    rows, issues = await asyncio.to_thread(_check_features, features, coord)
-
-    allowed: list[_GridRow] = []
-    for row in rows:
-        parent = _parent_path(row.code) or ""
-        if principal.can((Role.admin,), parent):
-            allowed.append(row)
-        else:
-            # Said the same whether or not the community exists, so nothing leaks.
-            issues.append(
-                _issue(
-                    row.index,
-                    row.code,
-                    "parent_forbidden",
-                    f"您不是 {parent} 的管理员，不能导入其网格",
-                    f"You are not an admin of {parent} and cannot import its grids",
-                )
-            )
-
-    parents: dict[str, tuple[uuid.UUID, str]] = {}
-    parent_paths = sorted({_parent_path(row.code) or "" for row in allowed})
-    if parent_paths:
-        result = await session.execute(
-            select(col(Region.path), col(Region.id), col(Region.level)).where(
-                _in_paths("parents", parent_paths)
-            )
-        )
-        parents = {path: (region_id, level) for path, region_id, level in result.all()}
-    existing: dict[str, tuple[str, str, str | None, Any]] = {}
-    if allowed:
-        result = await session.execute(
-            select(
-                col(Region.path),
-                col(Region.level),
-                col(Region.name),
-                col(Region.name_en),
-                col(Region.boundary),
-            ).where(_in_paths("codes", [row.code for row in allowed]))
-        )
-        existing = {path: (level, name, en, boundary) for path, level, name, en, boundary in result}
-
-    writable: list[tuple[_GridRow, uuid.UUID]] = []
-    for row in allowed:
-        parent = _parent_path(row.code) or ""
-        found = parents.get(parent)
-        if found is None:
-            issues.append(
-                _issue(
-                    row.index,
-                    row.code,
-                    "parent_missing",
-                    f"上级社区 {parent} 不存在",
-                    f"The parent community {parent} does not exist",
-                )
-            )
-        elif found[1] != RegionLevel.community:
-            level = RegionLevel(found[1])
-            issues.append(
-                _issue(
-                    row.index,
-                    row.code,
-                    "parent_not_community",
-                    f"上级 {parent} 是{_LEVEL_ZH[level]}，网格只能建在社区之下",
-                    f"The parent {parent} is a {level.value}; grids belong under a community",
-                )
-            )
-        elif row.code in existing and existing[row.code][0] != RegionLevel.grid:
-            issues.append(
-                _issue(
-                    row.index,
-                    row.code,
-                    "code_taken",
-                    f"编码 {row.code} 已被非网格区域使用",
-                    f"Code {row.code} is already used by a region that is not a grid",
-                )
-            )
-        else:
-            writable.append((row, found[0]))
-
-    if issues:
-        issues.sort(key=lambda issue: issue.index)
-        raise GridImportInvalid(issues)
-
-    created = updated = unchanged = 0
-    for row, _ in writable:
-        before = existing.get(row.code)
-        if before is None:
-            created += 1
-        elif (
-            before[1] == row.name
-            and before[3] == row.boundary
-            and (not row.has_name_en or before[2] == row.name_en)
-        ):
-            unchanged += 1
-        else:
-            updated += 1
-
-    await _upsert_grids(session, writable)
-    if created or updated:
-        await announce_change(session, grid_map)
-    return schemas.GridImportResult(created=created, updated=updated, unchanged=unchanged)
-
-
-async def _upsert_grids(session: AsyncSession, rows: list[tuple[_GridRow, uuid.UUID]]) -> None:
-    at = now()
-    table = Region.__table__
-    # Rows without `name_en` keep the stored one: a boundary-only file must not erase it.
-    for with_name_en in (True, False):
-        group = [(row, parent_id) for row, parent_id in rows if row.has_name_en is with_name_en]
-        if not group:
-            continue
-        # One statement, executed for many parameter sets (the driver pipelines them).
-        statement = insert(table)
-        excluded = statement.excluded
-        values: dict[str, Any] = {
-            "name": excluded.name,
-            "boundary": excluded.boundary,
-            "updated_at": at,
-        }
-        changed = table.c.name.is_distinct_from(excluded.name) | table.c.boundary.is_distinct_from(
-            excluded.boundary
-        )
-        if with_name_en:
-            values["name_en"] = excluded.name_en
-            changed = changed | table.c.name_en.is_distinct_from(excluded.name_en)
-        upsert = statement.on_conflict_do_update(
-            index_elements=["path"],
-            set_=values,
-            where=(table.c.level == RegionLevel.grid.value) & changed,
-        )
-        for start in range(0, len(group), _WRITE_CHUNK):
-            await session.execute(
-                upsert,
-                [
-                    {
-                        "id": new_id(),
-                        "path": row.code,
-                        "parent_id": parent_id,
-                        "level": RegionLevel.grid.value,
-                        "name": row.name,
-                        "name_en": row.name_en,
-                        "boundary": row.boundary,
-                    }
-                    for row, parent_id in group[start : start + _WRITE_CHUNK]
-                ],
-            )

@@ -15,7 +15,8 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
-from points.ledger import earning_rules, schemas, service
+from points.ledger import earning_rules, schemas
+from points.ledger import queries as ledger_queries
 from points.ledger.errors import EarningRuleDuplicate, EarningRulesAdminOnly
 
 router = APIRouter()
@@ -34,7 +35,7 @@ async def get_points_balance(
 ) -> schemas.BalanceOut:
     """The caller's points: available to spend, held by redemptions waiting for pickup, and
     how many of the available ones expire within 30 days (and when the next ones do)."""
-    balance = await service.balance(session, principal.user_id)
+    balance = await ledger_queries.balance(session, principal.user_id)
     return schemas.BalanceOut(
         available=balance.available,
         held=balance.held,
@@ -60,7 +61,7 @@ async def list_points_entries(
     """Every movement of the caller's points, newest first: what, why, what it is about,
     and the balance right after it. Points held for a redemption show as going out, and
     come back as a release if the redemption is cancelled or expires."""
-    items = await service.entries(
+    items = await ledger_queries.entries(
         session, principal.user_id, after=decode_cursor(cursor), limit=limit + 1
     )
     page, next_cursor = cut_page(items, limit)

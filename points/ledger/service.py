@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -65,7 +65,6 @@ from points.ledger.sql import (
     APPLY_HOLD,
     APPLY_RELEASE,
     APPLY_REVERSE,
-    BALANCE,
     DUE_HOLDS,
     DUE_MEMBERS,
     EARLIER,
@@ -79,15 +78,9 @@ from points.ledger.sql import (
     sql_params,
 )
 from points.models import (
-    EXPIRY_ACCOUNT_ID,
-    HOLDS_ACCOUNT_ID,
-    ISSUANCE_ACCOUNT_ID,
     AccountKind,
     HoldState,
-    PointsAccount,
     PointsEarningRule,
-    PointsPosting,
-    PointsTransaction,
     TransactionKind,
 )
 
@@ -859,95 +852,3 @@ async def expire_lots(session: AsyncSession, at: datetime, *, limit: int | None 
         if row.transaction_id is not None:
             expired += row.lots
     return expired
-
-
-# --- balances and statements ---------------------------------------------------------------
-
-
-async def balance(session: AsyncSession, member_id: uuid.UUID) -> Balance:
-    """What the member has: available, held in pending holds, and what expires soon."""
-    row = (
-        await session.execute(
-            BALANCE, {"code": member_code(member_id), "soon": now() + EXPIRING_SOON}
-        )
-    ).one_or_none()
-    if row is None:
-        return Balance(available=0, held=0, expiring_soon=0, expiring_at=None)
-    return Balance(
-        available=row.balance,
-        held=int(row.held),
-        expiring_soon=int(row.expiring_soon),
-        expiring_at=row.expiring_at,
-    )
-
-
-async def entries(
-    session: AsyncSession,
-    member_id: uuid.UUID,
-    *,
-    after: uuid.UUID | None = None,
-    limit: int = 20,
-) -> list[Entry]:
-    """The member's statement, newest first, each entry with the balance right after it.
-
-    `after` is the id of the last entry of the previous page.
-    """
-    account = (
-        select(PointsAccount.id)
-        .where(col(PointsAccount.code) == member_code(member_id))
-        .scalar_subquery()
-    )
-    query = (
-        select(PointsPosting, PointsTransaction)
-        .join(PointsTransaction, col(PointsTransaction.id) == col(PointsPosting.transaction_id))
-        .where(col(PointsPosting.account_id) == account)
-        .order_by(col(PointsPosting.seq).desc())
-        .limit(limit)
-    )
-    if after is not None:
-        before = (
-            select(PointsPosting.seq)
-            .where(col(PointsPosting.id) == after, col(PointsPosting.account_id) == account)
-            .scalar_subquery()
-        )
-        query = query.where(col(PointsPosting.seq) < func.coalesce(before, -1))
-    rows = (await session.execute(query)).all()
-    return [
-        Entry(
-            id=posting.id,
-            transaction_id=tx.id,
-            kind=TransactionKind(tx.kind),
-            reason=tx.reason,
-            source_ref=tx.source_ref,
-            activity_type=tx.activity_type,
-            amount=posting.amount,
-            balance=posting.balance_after,
-            created_at=posting.created_at,
-        )
-        for posting, tx in rows
-    ]
-
-
-__all__ = [
-    "EXPIRY_ACCOUNT_ID",
-    "HOLDS_ACCOUNT_ID",
-    "ISSUANCE_ACCOUNT_ID",
-    "AccountKind",
-    "ActivityAward",
-    "ActivityOutcome",
-    "Balance",
-    "Entry",
-    "HoldResult",
-    "LedgerResult",
-    "award",
-    "award_for_activity",
-    "balance",
-    "capture",
-    "entries",
-    "expire_holds",
-    "expire_lots",
-    "hold",
-    "lock_members",
-    "release",
-    "reverse",
-]

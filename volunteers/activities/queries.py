@@ -34,8 +34,8 @@ from volunteers.activities.service import (
     METRES_PER_DEGREE,
     position_column,
     require_host,
-    storable,
 )
+from volunteers.activities.validation import storable
 from volunteers.auth import (
     ACTIVITY_HOSTS,
     scoped_activity,

@@ -16,12 +16,10 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from shapely.geometry import Polygon
-from shapely.validation import explain_validity
 from sqlalchemy import case, exists, func, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,34 +31,32 @@ from backend.core.clock import LOCAL_TIME, now
 from backend.core.errors import Forbidden
 from backend.core.idempotency import check_idempotency_key, earlier_request, request_hash
 from backend.core.ids import new_id
-from backend.regions.coords import CoordSystem, to_wgs84
-from backend.regions.errors import RegionNotFound
-from backend.regions.geo import distance_m
-from backend.regions.models import Region, RegionLevel
+from backend.regions.coords import to_wgs84
 from volunteers.activities import schemas
 from volunteers.activities.errors import (
     ActivityIdempotencyConflict,
     ActivityManagersOnly,
     CapacityBelowEnrolled,
     EndNotLater,
-    FenceInvalid,
     FieldsLocked,
     IllegalTransition,
     NotEditable,
     NotStarted,
-    OrganiserNotCommunity,
-    OrganiserOutsideScope,
     StartPassed,
-    WindowInvalid,
+)
+from volunteers.activities.validation import (
+    check_fence,
+    check_team,
+    check_window,
+    organiser,
+    polygon_in_wgs84,
 )
 from volunteers.attendance import codes
-from volunteers.attendance.geofence import outside_fence_m
 from volunteers.auth import (
     ACTIVITY_HOSTS,
     VOLUNTEER_MANAGERS,
     scoped_activity,
 )
-from volunteers.errors import TeamNotFound
 from volunteers.models import (
     Activity,
     ActivityState,
@@ -68,25 +64,9 @@ from volunteers.models import (
     AttendanceState,
     Enrolment,
     EnrolmentState,
-    Team,
 )
 
 log = logging.getLogger("shanzhi.volunteers")
-
-
-MAX_WINDOW = timedelta(hours=24)
-
-
-# How far ahead an activity may be planned.
-MAX_LEAD = timedelta(days=366)
-
-
-# The place may lie this far outside its polygon (a gate beside the block it guards).
-PLACE_NEAR_FENCE_M = 200.0
-
-
-# No corner of a polygon fence lies farther from the place than the widest radius fence.
-MAX_FENCE_REACH_M = float(schemas.MAX_RADIUS_M)
 
 
 DEFAULT_RADIUS_KM = 5.0
@@ -173,17 +153,6 @@ def local(moment: datetime) -> str:
     return moment.astimezone(LOCAL_TIME).strftime("%Y-%m-%d %H:%M")
 
 
-def storable(moment: datetime | None) -> bool:
-    """Can PostgreSQL take this time? (An offset can push year 1 or 9999 out of range.)"""
-    if moment is None:
-        return True
-    try:
-        moment.astimezone(UTC)
-    except (OverflowError, ValueError):
-        return False
-    return True
-
-
 def _require_manager(principal: Principal) -> None:
     """Someone who manages activities nowhere is told so rather than shown 404s."""
     if not principal.paths_for(VOLUNTEER_MANAGERS):
@@ -220,105 +189,6 @@ async def lock_activity(session: AsyncSession, activity_id: uuid.UUID) -> Activi
     ).scalar_one_or_none()
 
 
-# --- validating what staff send ------------------------------------------------------------
-
-
-async def _organiser(session: AsyncSession, principal: Principal, code: str) -> Region:
-    region = (
-        await session.execute(select(Region).where(col(Region.path) == code))
-    ).scalar_one_or_none()
-    if region is None:
-        raise RegionNotFound(code=code)
-    # Regions are public, so saying which rule failed leaks nothing.
-    if RegionLevel(region.level) is not RegionLevel.community:
-        raise OrganiserNotCommunity(code=code)
-    if not principal.can(VOLUNTEER_MANAGERS, region.path):
-        raise OrganiserOutsideScope(code=code)
-    return region
-
-
-async def _check_team(session: AsyncSession, team_id: uuid.UUID, region_id: uuid.UUID) -> None:
-    """The team must be an active team of the organising community."""
-    found = await session.execute(
-        select(col(Team.id)).where(
-            col(Team.id) == team_id,
-            col(Team.community_id) == region_id,
-            col(Team.active).is_(True),
-        )
-    )
-    if found.first() is None:
-        raise TeamNotFound()
-
-
-def _fence_error(reason: str, reason_zh: str) -> FenceInvalid:
-    return FenceInvalid(reason=reason, reason_zh=reason_zh)
-
-
-def polygon_in_wgs84(polygon: schemas.PolygonIn, coord: CoordSystem) -> dict[str, Any]:
-    """The polygon as stored: a GeoJSON Polygon in WGS-84, checked to be a usable area."""
-    ring = polygon.coordinates[0]
-    if len(ring) < 4:
-        raise _fence_error(
-            "a polygon needs at least 4 positions (3 corners and the first again)",
-            "多边形至少需要 4 个点（3 个顶点，再加上与起点相同的终点）",
-        )
-    if ring[0] != ring[-1]:
-        raise _fence_error(
-            "the ring is not closed: its last position must repeat the first",
-            "多边形没有闭合：最后一个点须与第一个点相同",
-        )
-    if any(not (-180 <= lng <= 180 and -90 <= lat <= 90) for lng, lat in ring):
-        raise _fence_error(
-            "a position is outside the range of longitude and latitude",
-            "有坐标点超出了经纬度范围（须为 [经度, 纬度]）",
-        )
-    converted = [[lng, lat] for lat, lng in (to_wgs84(lat, lng, coord) for lng, lat in ring)]
-    converted[-1] = converted[0]  # the same corner, exactly, whatever the conversion did
-    shape = Polygon(converted)
-    if not shape.is_valid or shape.area <= 0:
-        raise _fence_error(
-            f"the polygon is not a valid area ({explain_validity(shape)})",
-            "多边形不是有效的区域（边不能相交，面积不能为零）",
-        )
-    return {"type": "Polygon", "coordinates": [converted]}
-
-
-def _check_fence(
-    lat: float, lng: float, radius_m: int | None, polygon: dict[str, Any] | None
-) -> None:
-    if polygon is None:
-        return
-    corners = polygon["coordinates"][0]
-    if any(distance_m(lat, lng, c[1], c[0]) > MAX_FENCE_REACH_M for c in corners):
-        raise _fence_error(
-            f"the polygon reaches more than {MAX_FENCE_REACH_M:.0f} m from the place",
-            f"多边形的范围超出了活动地点 {MAX_FENCE_REACH_M:.0f} 米",
-        )
-    away = outside_fence_m(
-        lat, lng, centre_lat=lat, centre_lng=lng, radius_m=radius_m, polygon=polygon
-    )
-    if away > PLACE_NEAR_FENCE_M:
-        raise _fence_error(
-            f"the place lies {away:.0f} m outside the polygon; draw it around the place",
-            f"活动地点在多边形之外 {away:.0f} 米，请围绕活动地点划定范围",
-        )
-
-
-def _check_window(starts_at: datetime, ends_at: datetime, at: datetime) -> None:
-    if not (storable(starts_at) and storable(ends_at)):
-        raise WindowInvalid(reason="a time is out of range", reason_zh="时间超出了可用范围")
-    if ends_at <= starts_at:
-        raise WindowInvalid(
-            reason="it must end after it starts", reason_zh="结束时间须晚于开始时间"
-        )
-    if ends_at - starts_at > MAX_WINDOW:
-        raise WindowInvalid(reason="it may last at most 24 hours", reason_zh="一次活动最长 24 小时")
-    if starts_at > at + MAX_LEAD:
-        raise WindowInvalid(
-            reason="it may start at most a year from now", reason_zh="开始时间最多在一年之后"
-        )
-
-
 # --- creating and changing -----------------------------------------------------------------
 
 
@@ -353,15 +223,15 @@ async def create_activity(
     if earlier is not None:
         return _replay(earlier, digest)
     at = now()
-    region = await _organiser(session, principal, body.community)
+    region = await organiser(session, principal, body.community)
     if body.team is not None:
-        await _check_team(session, body.team, region.id)
+        await check_team(session, body.team, region.id)
     lat, lng = to_wgs84(body.location.lat, body.location.lng, body.location.coord)
     polygon = None
     if body.fence.polygon is not None:
         polygon = polygon_in_wgs84(body.fence.polygon, body.fence.coord or body.location.coord)
-    _check_fence(lat, lng, body.fence.radius_m, polygon)
-    _check_window(body.starts_at, body.ends_at, at)
+    check_fence(lat, lng, body.fence.radius_m, polygon)
+    check_window(body.starts_at, body.ends_at, at)
     activity_id = new_id()
     inserted = await session.execute(
         insert(Activity)
@@ -433,7 +303,7 @@ async def update_activity(
         if locked:
             raise FieldsLocked(fields=", ".join(sorted(locked)))
         if "ends_at" in given:
-            _check_window(activity.starts_at, body.ends_at, at)
+            check_window(activity.starts_at, body.ends_at, at)
             if body.ends_at < activity.ends_at:
                 raise EndNotLater()
         if "capacity" in given and body.capacity < activity.enrolled:
@@ -450,11 +320,11 @@ async def update_activity(
 
     region_id, region_path = activity.region_id, activity.region_path
     if "community" in given:
-        region = await _organiser(session, principal, body.community)
+        region = await organiser(session, principal, body.community)
         region_id, region_path = region.id, region.path
     team_id = body.team if "team" in given else activity.team_id
     if team_id is not None and (team_id != activity.team_id or region_id != activity.region_id):
-        await _check_team(session, team_id, region_id)
+        await check_team(session, team_id, region_id)
     lat, lng = activity.lat, activity.lng
     if "location" in given:
         lat, lng = to_wgs84(body.location.lat, body.location.lng, body.location.coord)
@@ -464,10 +334,10 @@ async def update_activity(
         if body.fence.polygon is not None:
             coord = body.fence.coord or (body.location.coord if "location" in given else "gcj02")
             polygon = polygon_in_wgs84(body.fence.polygon, coord)
-    _check_fence(lat, lng, radius_m, polygon)
+    check_fence(lat, lng, radius_m, polygon)
     starts_at = body.starts_at if "starts_at" in given else activity.starts_at
     ends_at = body.ends_at if "ends_at" in given else activity.ends_at
-    _check_window(starts_at, ends_at, at)
+    check_window(starts_at, ends_at, at)
     for name in given & {"type", "title", "description", "place_name", "address", "capacity"}:
         setattr(activity, name, getattr(body, name))
     activity.region_id, activity.region_path, activity.team_id = region_id, region_path, team_id

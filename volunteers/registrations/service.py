@@ -27,7 +27,7 @@ from backend.core.errors import Forbidden
 from backend.core.ids import new_id
 from backend.core.pagination import keyset
 from backend.regions.models import Region, RegionLevel
-from points.ledger import service as ledger_service
+from points.ledger import queries as ledger_queries
 from volunteers.auth import (
     ACTIVITY_HOSTS,
     VOLUNTEER_MANAGERS,
@@ -209,7 +209,7 @@ async def profile(session: AsyncSession, volunteer: Volunteer) -> schemas.Volunt
     """The volunteer's own view: registration, teams, hours and points."""
     community = (await region_briefs(session, {volunteer.community_id}))[volunteer.community_id]
     teams = (await _teams_of(session, [volunteer.id]))[volunteer.id]
-    balance = await ledger_service.balance(session, volunteer.user_id)
+    balance = await ledger_queries.balance(session, volunteer.user_id)
     return schemas.VolunteerProfile(
         id=volunteer.id,
         state=volunteer.state,

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Header, Query, Response, status
 
 from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
 from backend.cases import errors as cases_errors
+from backend.cases import queries as cases_queries
 from backend.cases import schemas
-from backend.cases import service as cases_service
 from backend.cases.models import CaseKind, CaseState
 from backend.cases.staff import errors, service
 from backend.cases.staff.schemas import (
@@ -149,7 +149,7 @@ async def register_case(
     if not created:
         response.status_code = status.HTTP_200_OK
         response.headers[REPLAY_HEADER] = "true"
-    return await cases_service.case_view(session, store, registered, viewer=principal)
+    return await cases_queries.case_view(session, store, registered, viewer=principal)
 
 
 @router.post(
@@ -195,4 +195,4 @@ async def act_on_case(
     """
     store = store
     acted = await service.act(session, store, principal, case_id, action, body)
-    return await cases_service.case_view(session, store, acted, viewer=principal)
+    return await cases_queries.case_view(session, store, acted, viewer=principal)

@@ -20,6 +20,7 @@ from backend.auth.models import User
 from backend.core.clock import LOCAL_TIME, clock, now
 from backend.core.database import create_sessionmaker
 from backend.core.ids import new_id
+from points.ledger import queries as ledger_queries
 from points.ledger import service as ledger_service
 from points.ledger.errors import (
     AlreadyReversed,
@@ -225,7 +226,7 @@ async def test_bad_ledger_requests_are_refused_before_anything_is_written(
         await ledger_service.capture(
             session, hold_id=new_id(), counter_account_code="issuance", idempotency_key=key()
         )
-    assert (await ledger_service.balance(session, member.id)).available == 0
+    assert (await ledger_queries.balance(session, member.id)).available == 0
 
 
 # --- holds ---------------------------------------------------------------------------------
@@ -239,7 +240,7 @@ async def test_hold_then_capture_moves_the_points_to_the_center_once(
     holds_before = (await account(session, HOLDS_ACCOUNT_ID)).balance
     held = await hold(session, member, 70)
     assert held.points == 70 and held.member_balance == 30
-    balance = await ledger_service.balance(session, member.id)
+    balance = await ledger_queries.balance(session, member.id)
     assert (balance.available, balance.held) == (30, 70)
     assert (await account(session, HOLDS_ACCOUNT_ID)).balance == holds_before + 70
 
@@ -255,7 +256,7 @@ async def test_hold_then_capture_moves_the_points_to_the_center_once(
     counter = await account(session, counter_id)
     assert counter.kind == "redemption" and counter.balance == 70
     assert (await account(session, HOLDS_ACCOUNT_ID)).balance == holds_before
-    balance = await ledger_service.balance(session, member.id)
+    balance = await ledger_queries.balance(session, member.id)
     assert (balance.available, balance.held) == (30, 0)
 
     # A retry of the capture answers it again; any other settlement is refused.
@@ -309,7 +310,7 @@ async def test_release_gives_the_points_back_to_the_same_lots(session: AsyncSess
         await lots_of(session, member), key=lambda lot: -lot.expires_at.timestamp()
     )  # type: ignore[union-attr]
     assert (sooner.remaining, later.remaining) == (30, 40)
-    balance = await ledger_service.balance(session, member.id)
+    balance = await ledger_queries.balance(session, member.id)
     assert (balance.available, balance.held) == (70, 0)
     assert balance.expiring_soon == 30 and balance.expiring_at == soon
     await assert_ledger_sound(session)
@@ -543,17 +544,17 @@ async def test_expiry_takes_exactly_what_is_left_and_the_statement_shows_it(
     await give(session, member, 100, expires_at=now() + timedelta(days=10))
     await give(session, member, 50)  # the policy: end of 2027
     held = await hold(session, member, 30, hours=24 * 20)  # drawn from the 100 first
-    balance = await ledger_service.balance(session, member.id)
+    balance = await ledger_queries.balance(session, member.id)
     assert (balance.available, balance.held, balance.expiring_soon) == (120, 30, 70)
     assert await ledger_service.expire_lots(session, now()) == 0
 
     clock.advance(timedelta(days=10))
     assert await ledger_service.expire_lots(session, now()) == 1
-    balance = await ledger_service.balance(session, member.id)
+    balance = await ledger_queries.balance(session, member.id)
     assert (balance.available, balance.held, balance.expiring_soon) == (50, 30, 0)
     assert balance.expiring_at == datetime(2028, 1, 1, tzinfo=SHANGHAI)
     assert (await account(session, EXPIRY_ACCOUNT_ID)).balance == expiry_before + 70
-    [latest, *_] = await ledger_service.entries(session, member.id, limit=10)
+    [latest, *_] = await ledger_queries.entries(session, member.id, limit=10)
     assert (latest.kind, latest.amount, latest.balance, latest.reason) == (
         "expire",
         -70,
@@ -566,11 +567,11 @@ async def test_expiry_takes_exactly_what_is_left_and_the_statement_shows_it(
     await ledger_service.release(
         session, hold_id=held.hold_id, idempotency_key=key(), reason="cancel"
     )
-    assert (await ledger_service.balance(session, member.id)).available == 80
+    assert (await ledger_queries.balance(session, member.id)).available == 80
     assert await ledger_service.expire_lots(session, now()) == 1
-    assert (await ledger_service.balance(session, member.id)).available == 50
+    assert (await ledger_queries.balance(session, member.id)).available == 50
     assert (await account(session, EXPIRY_ACCOUNT_ID)).balance == expiry_before + 100
-    kinds = [(e.kind, e.amount) for e in await ledger_service.entries(session, member.id, limit=10)]
+    kinds = [(e.kind, e.amount) for e in await ledger_queries.entries(session, member.id, limit=10)]
     assert kinds == [
         ("expire", -30),
         ("release", 30),
@@ -593,7 +594,7 @@ async def test_holds_past_their_expiry_are_released_by_the_worker(session: Async
     assert stored is not None and stored.state == HoldState.expired
     still = await session.get(PointsHold, kept.hold_id, populate_existing=True)
     assert still is not None and still.state == HoldState.pending
-    balance = await ledger_service.balance(session, member.id)
+    balance = await ledger_queries.balance(session, member.id)
     assert (balance.available, balance.held) == (50, 10)
     with pytest.raises(HoldNotPending) as late:
         await ledger_service.capture(
@@ -603,7 +604,7 @@ async def test_holds_past_their_expiry_are_released_by_the_worker(session: Async
             idempotency_key=key(),
         )
     assert late.value.params["state"] == "expired"
-    [latest, _, placed, *_] = await ledger_service.entries(session, member.id)
+    [latest, _, placed, *_] = await ledger_queries.entries(session, member.id)
     assert (latest.kind, latest.reason, latest.amount) == ("release", "hold_expired", 40)
     # What the hold was for, on both of its lines of the statement.
     assert latest.source_ref == placed.source_ref and placed.source_ref.startswith("redemption:")
@@ -653,7 +654,7 @@ async def test_the_daily_cap_limits_what_an_activity_awards(session: AsyncSessio
         0,
         True,
     )
-    assert (await ledger_service.balance(session, member.id)).available == 50
+    assert (await ledger_queries.balance(session, member.id)).available == 50
     # A reversed award no longer counts against the cap.
     await ledger_service.reverse(
         session,
@@ -688,7 +689,7 @@ async def test_the_daily_cap_limits_what_an_activity_awards(session: AsyncSessio
             reason="x",
             idempotency_key=key(),
         )
-    assert (await ledger_service.balance(session, member.id)).available == 50 - 20 + 20 + 20
+    assert (await ledger_queries.balance(session, member.id)).available == 50 - 20 + 20 + 20
     await assert_ledger_sound(session)
 
 
@@ -833,7 +834,7 @@ async def test_parallel_holds_never_overdraw(engine: AsyncEngine) -> None:
     outcomes = await asyncio.gather(*(try_hold() for _ in range(24)))
     assert outcomes.count("held") == 10 and outcomes.count("refused") == 14
     async with factory() as session:
-        balance = await ledger_service.balance(session, member.id)
+        balance = await ledger_queries.balance(session, member.id)
         assert (balance.available, balance.held) == (0, 100)
         await assert_ledger_sound(session)
 
@@ -875,7 +876,7 @@ async def test_concurrent_writers_neither_deadlock_nor_lose_updates(engine: Asyn
     captured = await asyncio.gather(*(worker(m, 6) for m in members for _ in range(3)))
     assert not errors
     async with factory() as session:
-        total = sum([(await ledger_service.balance(session, m.id)).available for m in members])
+        total = sum([(await ledger_queries.balance(session, m.id)).available for m in members])
         counter_balance = (
             await session.execute(
                 select(PointsAccount.balance).where(col(PointsAccount.code) == counter)
@@ -950,5 +951,5 @@ async def test_awards_to_several_members_in_one_transaction_do_not_deadlock(
     await asyncio.gather(*(batch(order) for order in orders))
     async with factory() as session:
         for member in members:
-            assert (await ledger_service.balance(session, member.id)).available == 12
+            assert (await ledger_queries.balance(session, member.id)).available == 12
         await assert_ledger_sound(session)

@@ -20,6 +20,7 @@ from sqlmodel import col
 
 from backend.core.clock import clock, now
 from backend.core.ids import new_id
+from points.ledger import queries as ledger_queries
 from points.ledger import service as ledger_service
 from points.ledger.errors import (
     AlreadyReversed,
@@ -240,7 +241,7 @@ async def _step(
 async def _check(session: AsyncSession, model: Model, member_id: uuid.UUID) -> None:
     violations = await ledger_violations(session)
     assert not any(violations.values()), violations
-    balance = await ledger_service.balance(session, member_id)
+    balance = await ledger_queries.balance(session, member_id)
     assert (balance.available, balance.held) == (model.available, model.held)
     rows = await session.execute(
         select(PointsLot.id, PointsLot.remaining)

@@ -24,6 +24,7 @@ from backend.core.clock import clock, now
 from backend.core.database import create_sessionmaker
 from backend.core.security import issue_access_token
 from backend.regions.models import Region, RegionLevel
+from points.ledger import queries as ledger_queries
 from points.ledger import service as ledger_service
 from points.models import (
     PointsAccount,
@@ -82,12 +83,12 @@ async def give(session: AsyncSession, member: uuid.UUID, points: int) -> None:
 
 
 async def available(session: AsyncSession, member: uuid.UUID) -> int:
-    result = await ledger_service.balance(session, member)
+    result = await ledger_queries.balance(session, member)
     return int(result.available)
 
 
 async def held(session: AsyncSession, member: uuid.UUID) -> int:
-    result = await ledger_service.balance(session, member)
+    result = await ledger_queries.balance(session, member)
     return int(result.held)
 
 
@@ -831,7 +832,7 @@ async def test_members_racing_for_the_last_items_never_oversell(
         short = {m.id for m, p in zip(shop.members, points, strict=True) if p < price}
         assert not {r.member_id for r in rows} & short
         for member, given in zip(shop.members, points, strict=True):
-            balance = await ledger_service.balance(db, member.id)
+            balance = await ledger_queries.balance(db, member.id)
             won = any(r.member_id == member.id for r in rows)
             assert balance.available >= 0 and balance.held == (price if won else 0)
             assert balance.available + balance.held == given
@@ -860,7 +861,7 @@ async def test_one_member_tapping_twice_at_once_stays_within_the_limit(
     assert sorted(a.status_code for a in answers) == [201, 409, 409, 409, 409]
     assert {a.json()["code"] for a in answers if a.status_code == 409} == {"points.limit_reached"}
     async with create_sessionmaker(engine)() as db:
-        balance = await ledger_service.balance(db, shop.members[0].id)
+        balance = await ledger_queries.balance(db, shop.members[0].id)
         assert (balance.available, balance.held) == (90, 10)
 
 
@@ -932,7 +933,7 @@ async def test_a_busy_counter_keeps_the_books_straight(app: FastAPI, engine: Asy
         handed_out = sum(r.quantity for r in rows if r.state == "fulfilled")
         assert (shelf.on_hand, shelf.reserved) == (start_stock - handed_out, 0)
         for member in shop.members:
-            balance = await ledger_service.balance(db, member.id)
+            balance = await ledger_queries.balance(db, member.id)
             spent = sum(
                 r.points_total for r in rows if r.member_id == member.id and r.state == "fulfilled"
             )
