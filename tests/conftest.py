@@ -28,7 +28,8 @@ from backend.core.clock import clock
 from backend.core.config import Environment, Settings
 from backend.core.database import create_engine
 from backend.core.migrate import upgrade
-from backend.embedded import EmbeddedPostgres, EmbeddedS3
+from backend.embedded.postgres import EmbeddedPostgres
+from backend.embedded.s3 import EmbeddedS3
 from backend.wechat.emulator import EmulatorServer
 
 TEST_APPID = "wx-shanzhi-test"
@@ -195,7 +196,7 @@ async def client(app: FastAPI, connection: AsyncConnection) -> AsyncIterator[htt
 @pytest.fixture
 async def demo(client: httpx.AsyncClient, app: FastAPI, session: AsyncSession) -> None:
     """The demo city (regions, grids, demo users and their roles) inside this test."""
-    from backend.demo import load_demo_data
+    from backend.demo.loading import load_demo_data
 
     await load_demo_data(session)
     await session.commit()

@@ -23,7 +23,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from backend.embedded import EmbeddedPostgres, EmbeddedS3, free_port
+from backend.embedded.postgres import EmbeddedPostgres
+from backend.embedded.processes import free_port
+from backend.embedded.s3 import EmbeddedS3
 
 BUCKET = "shanzhi-uploads"
 

@@ -32,8 +32,8 @@ from backend.app import create_app
 from backend.core.config import Settings
 from backend.core.database import create_engine, create_sessionmaker
 from backend.core.migrate import upgrade
-from backend.demo import load_demo_data
-from backend.embedded import free_port
+from backend.demo.loading import load_demo_data
+from backend.embedded.processes import free_port
 from backend.wechat.emulator import EmulatorServer
 from tests.conftest import _asyncpg_kwargs
 

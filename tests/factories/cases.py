@@ -31,7 +31,7 @@ SHIPAI = "gz.tianhe.shipai"
 G05 = f"{GANGDING}.g05"
 
 
-# Demo geometry (backend/demo.py): Gangding's 3x3 grids start at 23.1300 N, 113.3250 E,
+# Demo geometry (backend/demo/city.py): Gangding's 3x3 grids start at 23.1300 N, 113.3250 E,
 # 0.0027 deg of latitude by 0.0029 deg of longitude each; g01 is the south-west one.
 SOUTH, WEST, DLAT, DLNG = 23.1300, 113.3250, 0.0027, 0.0029
 

@@ -47,7 +47,7 @@ from backend.core.config import Environment, Settings  # noqa: E402
 from backend.core.database import create_engine, create_sessionmaker  # noqa: E402
 from backend.core.migrate import upgrade  # noqa: E402
 from backend.core.security import issue_access_token  # noqa: E402
-from backend.demo import load_demo_data  # noqa: E402
+from backend.demo.loading import load_demo_data  # noqa: E402
 from tests.perf.harness import free_port, open_stack, pct  # noqa: E402
 from volunteers.attendance import codes  # noqa: E402
 

@@ -23,7 +23,8 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-from backend.embedded import EmbeddedPostgres, EmbeddedS3
+from backend.embedded.postgres import EmbeddedPostgres
+from backend.embedded.s3 import EmbeddedS3
 from backend.wechat.emulator import EmulatorServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -39,7 +39,7 @@ from backend.core.clock import now  # noqa: E402
 from backend.core.database import create_engine, create_sessionmaker  # noqa: E402
 from backend.core.errors import ShanzhiError  # noqa: E402
 from backend.core.migrate import upgrade  # noqa: E402
-from backend.embedded import EmbeddedPostgres  # noqa: E402
+from backend.embedded.postgres import EmbeddedPostgres  # noqa: E402
 from points.ledger import service as ledger_service  # noqa: E402
 
 HOT_MEMBERS, COLD_MEMBERS = 4, 400

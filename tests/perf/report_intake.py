@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from backend.core.database import create_engine, create_sessionmaker  # noqa: E402
 from backend.core.migrate import upgrade  # noqa: E402
-from backend.demo import load_demo_data  # noqa: E402
+from backend.demo.loading import load_demo_data  # noqa: E402
 from tests.perf.harness import closed_loop, free_port, open_loop, open_stack, pct  # noqa: E402
 
 # Filled by prepare(): the demo grids' boxes and the report categories. Reports are spread

@@ -24,7 +24,7 @@ from backend.regions.service import GridMap, GridRecord, RegionRef
 from tests.conftest import Login, assert_problem, bearer
 
 GANGDING = "gz.tianhe.shipai.gangding"
-# Demo geometry (backend/demo.py): Gangding's 3x3 grids start at 23.1300 N, 113.3250 E and
+# Demo geometry (backend/demo/city.py): Gangding's 3x3 grids start at 23.1300 N, 113.3250 E and
 # measure 0.0027 deg of latitude by 0.0029 deg of longitude; g01 is the south-west one.
 SOUTH, WEST, DLAT, DLNG = 23.1300, 113.3250, 0.0027, 0.0029
 
@@ -635,7 +635,8 @@ async def test_another_process_reloads_on_notify(database_url: str, app: FastAPI
 async def test_demo_data_is_idempotent_and_its_grids_tile_each_community(
     demo: None, session: AsyncSession
 ) -> None:
-    from backend.demo import DEMO_ACCOUNTS, load_demo_data
+    from backend.demo.city import DEMO_ACCOUNTS
+    from backend.demo.loading import load_demo_data
 
     assert await load_demo_data(session) is False
     rows = await session.execute(

@@ -27,7 +27,8 @@ from backend.cases.models import CaseEvent, CaseKind, Category
 from backend.core.clock import clock
 from backend.core.database import create_sessionmaker
 from backend.core.security import mask_phone
-from backend.demo import DEMO_STUDIO_NAME, load_demo_data
+from backend.demo.loading import load_demo_data
+from backend.demo.mediation import DEMO_STUDIO_NAME
 from backend.mediation.models import (
     Consent,
     DisputeType,

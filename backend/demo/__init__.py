@@ -1,0 +1,1 @@
+"""The demo city: regions and grids, accounts, categories, rewards, volunteers, mediators."""
