@@ -92,7 +92,7 @@ class PointsAccount(SQLModel, table=True):
     )
 
     id: uuid.UUID = id_field()
-    kind: AccountKind = Field(sa_type=String(16))  # type: ignore[call-overload]
+    kind: AccountKind = Field(sa_type=String(16))
     code: str = Field(max_length=80, unique=True)
     owner_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id", unique=True)
     balance: int = _bigint()
@@ -124,7 +124,7 @@ class PointsTransaction(SQLModel, table=True):
     id: uuid.UUID = id_field()
     idempotency_key: str = Field(max_length=128, unique=True)
     request_hash: str = Field(max_length=64)
-    kind: TransactionKind = Field(sa_type=String(16))  # type: ignore[call-overload]
+    kind: TransactionKind = Field(sa_type=String(16))
     # The points moved (0 only for an activity award that the daily cap left empty).
     amount: int = _bigint()
     reason: str = Field(max_length=64)
@@ -221,7 +221,7 @@ class PointsHold(SQLModel, table=True):
     account_id: uuid.UUID = Field(foreign_key="points_account.id")
     transaction_id: uuid.UUID = Field(foreign_key="points_transaction.id", unique=True)
     points: int = _bigint()
-    state: HoldState = Field(default=HoldState.pending, sa_type=String(16))  # type: ignore[call-overload]
+    state: HoldState = Field(default=HoldState.pending, sa_type=String(16))
     reason: str = Field(max_length=64)
     source_ref: str | None = Field(default=None, max_length=128)
     expires_at: datetime = timestamp_field(nullable=False)
@@ -300,7 +300,7 @@ class ServiceCenter(SQLModel, table=True):
     name: str = Field(max_length=100)
     name_en: str = Field(max_length=100)
     region_id: uuid.UUID = Field(foreign_key="region.id", index=True)
-    region_path: str = Field(sa_type=Ltree)  # type: ignore[call-overload]
+    region_path: str = Field(sa_type=Ltree)
     # WGS-84, as every stored location.
     lat: float = Field(sa_column=Column(Double, nullable=False))
     lng: float = Field(sa_column=Column(Double, nullable=False))
@@ -340,10 +340,10 @@ class Reward(SQLModel, table=True):
     photo_upload_id: uuid.UUID | None = Field(default=None, foreign_key="upload.id")
     # The region whose admins manage it; it can be stocked at centers within it.
     region_id: uuid.UUID = Field(foreign_key="region.id")
-    region_path: str = Field(sa_type=Ltree)  # type: ignore[call-overload]
+    region_path: str = Field(sa_type=Ltree)
     # At most `limit_count` items per member per calendar `limit_period` (China time).
     limit_count: int | None = Field(default=None)
-    limit_period: LimitPeriod | None = Field(default=None, sa_type=String(8))  # type: ignore[call-overload]
+    limit_period: LimitPeriod | None = Field(default=None, sa_type=String(8))
     active_from: datetime | None = timestamp_field()
     active_until: datetime | None = timestamp_field()
     active: bool = Field(default=True)
@@ -440,10 +440,10 @@ class Redemption(SQLModel, table=True):
     quantity: int = Field(sa_column=Column(Integer, nullable=False))
     unit_price: int = Field(sa_column=Column(Integer, nullable=False))
     points_total: int = Field(sa_column=Column(Integer, nullable=False))
-    channel: RedemptionChannel = Field(sa_type=String(8))  # type: ignore[call-overload]
+    channel: RedemptionChannel = Field(sa_type=String(8))
     state: RedemptionState = Field(
         default=RedemptionState.pending,
-        sa_type=String(16),  # type: ignore[call-overload]
+        sa_type=String(16),
     )
     # The ledger's hold on the member's points, and the transactions that settled it.
     hold_id: uuid.UUID = Field(foreign_key="points_hold.id")

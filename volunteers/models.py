@@ -67,8 +67,8 @@ class Volunteer(SQLModel, table=True):
         default_factory=dict, sa_column=Column(JSONB, nullable=False)
     )
     community_id: uuid.UUID = Field(foreign_key="region.id")
-    community_path: str = Field(sa_type=Ltree)  # type: ignore[call-overload]
-    state: VolunteerState = Field(sa_type=String(16))  # type: ignore[call-overload]
+    community_path: str = Field(sa_type=Ltree)
+    state: VolunteerState = Field(sa_type=String(16))
     review_reason: str | None = Field(default=None, max_length=200)
     reviewed_by: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
     reviewed_at: datetime | None = timestamp_field()
@@ -90,7 +90,7 @@ class Team(SQLModel, table=True):
 
     id: uuid.UUID = id_field()
     community_id: uuid.UUID = Field(foreign_key="region.id")
-    community_path: str = Field(sa_type=Ltree)  # type: ignore[call-overload]
+    community_path: str = Field(sa_type=Ltree)
     name: str = Field(max_length=64)
     description: str | None = Field(default=None, max_length=500)
     leader_id: uuid.UUID | None = Field(default=None, foreign_key="volunteer.id")
@@ -158,12 +158,12 @@ class Activity(SQLModel, table=True):
     )
 
     id: uuid.UUID = id_field()
-    type: ActivityType = Field(sa_type=String(32))  # type: ignore[call-overload]
+    type: ActivityType = Field(sa_type=String(32))
     title: str = Field(max_length=64)
     description: str | None = Field(default=None, sa_column=Column(Text))
     # The organising community: it records the service and certifies it.
     region_id: uuid.UUID = Field(foreign_key="region.id")
-    region_path: str = Field(sa_type=Ltree)  # type: ignore[call-overload]
+    region_path: str = Field(sa_type=Ltree)
     # Only the team's members may enrol when set.
     team_id: uuid.UUID | None = Field(default=None, foreign_key="volunteer_team.id", index=True)
     place_name: str = Field(max_length=100)
@@ -182,7 +182,7 @@ class Activity(SQLModel, table=True):
     # Counters kept in the same statement as the enrolment rows they count.
     enrolled: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     waitlisted: int = Field(default=0, sa_column=Column(Integer, nullable=False))
-    state: ActivityState = Field(sa_type=String(16))  # type: ignore[call-overload]
+    state: ActivityState = Field(sa_type=String(16))
     cancel_reason: str | None = Field(default=None, max_length=200)
     # The TOTP secret behind the rotating check-in code; never leaves the server.
     code_secret: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
@@ -227,7 +227,7 @@ class Enrolment(SQLModel, table=True):
     id: uuid.UUID = id_field()
     activity_id: uuid.UUID = Field(foreign_key="volunteer_activity.id")
     volunteer_id: uuid.UUID = Field(foreign_key="volunteer.id")
-    state: EnrolmentState = Field(sa_type=String(16))  # type: ignore[call-overload]
+    state: EnrolmentState = Field(sa_type=String(16))
     # When the volunteer (last) joined: the waitlist is served in this order.
     queued_at: datetime = timestamp_field(nullable=False)
     promoted_at: datetime | None = timestamp_field()
@@ -274,8 +274,8 @@ class Attendance(SQLModel, table=True):
     volunteer_id: uuid.UUID = Field(foreign_key="volunteer.id")
     enrolment_id: uuid.UUID = Field(foreign_key="volunteer_enrolment.id", unique=True)
     # The organising community's path, copied so review queues filter without a join.
-    region_path: str = Field(sa_type=Ltree)  # type: ignore[call-overload]
-    state: AttendanceState = Field(sa_type=String(16))  # type: ignore[call-overload]
+    region_path: str = Field(sa_type=Ltree)
+    state: AttendanceState = Field(sa_type=String(16))
     # Doubtful signals: [{"code": "poor_accuracy", "at": "check_in", "detail": {...}}].
     flags: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSONB, nullable=False)
@@ -308,7 +308,7 @@ class TrackPoint(SQLModel, table=True):
     attendance_id: uuid.UUID = Field(foreign_key="volunteer_attendance.id", primary_key=True)
     # One point per instant: a track sent again adds nothing (ON CONFLICT DO NOTHING).
     recorded_at: datetime = Field(
-        sa_type=DateTime(timezone=True),  # type: ignore[call-overload]
+        sa_type=DateTime(timezone=True),
         primary_key=True,
     )
     lat: float = Field(sa_column=Column(Double, nullable=False))
@@ -333,7 +333,7 @@ class Inspection(SQLModel, table=True):
     activity_id: uuid.UUID = Field(foreign_key="volunteer_activity.id")
     attendance_id: uuid.UUID = Field(foreign_key="volunteer_attendance.id", index=True)
     volunteer_id: uuid.UUID = Field(foreign_key="volunteer.id")
-    region_path: str = Field(sa_type=Ltree)  # type: ignore[call-overload]
+    region_path: str = Field(sa_type=Ltree)
     idempotency_key: str = Field(max_length=128)
     request_hash: str = Field(max_length=64)
     address: str = Field(max_length=200)
@@ -350,6 +350,6 @@ class InspectionFinding(SQLModel, table=True):
     __tablename__ = "volunteer_inspection_finding"
 
     inspection_id: uuid.UUID = Field(foreign_key="volunteer_inspection.id", primary_key=True)
-    item: str = Field(sa_type=String(48), primary_key=True)  # type: ignore[call-overload]
+    item: str = Field(sa_type=String(48), primary_key=True)
     case_id: uuid.UUID = Field(foreign_key="case_file.id", unique=True)
     created_at: datetime = created_at_field()

@@ -70,9 +70,9 @@ class RoleGrant(SQLModel, table=True):
 
     id: uuid.UUID = id_field()
     user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True)
-    role: Role = Field(sa_type=String(32))  # type: ignore[call-overload]
+    role: Role = Field(sa_type=String(32))
     region_id: uuid.UUID = Field(foreign_key="region.id")
-    region_path: str = Field(sa_type=Ltree)  # type: ignore[call-overload]
+    region_path: str = Field(sa_type=Ltree)
     granted_by: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
     created_at: datetime = created_at_field()
     revoked_at: datetime | None = timestamp_field()

@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import and_, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from backend.auth.models import Role, RoleGrant, User
 from backend.core.clock import now
@@ -87,7 +88,7 @@ async def load_principal(session: AsyncSession, user_id: uuid.UUID) -> Principal
     """The user and their active grants, in one query (it runs on every request)."""
     rows = (
         await session.execute(
-            select(User, RoleGrant.role, RoleGrant.region_path)
+            select(User, col(RoleGrant.role), col(RoleGrant.region_path))
             .outerjoin(
                 RoleGrant,
                 and_(
@@ -138,4 +139,6 @@ def rate_limit(name: str, rule: str) -> Callable[..., Awaitable[None]]:
 
 
 def RateLimit(name: str, rule: str) -> Any:
-    return Annotated[None, Depends(rate_limit(name, rule))]
+    """`Annotated[None, RateLimit("case_submit", "10/minute")]`: a parameter that counts
+    the call against the caller's limit."""
+    return Depends(rate_limit(name, rule))

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from backend.auth import errors, service
+from backend.auth.models import RoleGrant, User
 from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.auth.schemas import (
     Me,
@@ -49,7 +50,7 @@ WECHAT_ERRORS = (
 
 
 async def _me(session: SessionDep, user_id: uuid.UUID) -> Me:
-    user = await session.get(service.User, user_id)
+    user = await session.get(User, user_id)
     assert user is not None
     roles = await service.roles_of(session, user_id)
     return Me(
@@ -158,7 +159,7 @@ async def bind_phone(
     return await _me(session, principal.user_id)
 
 
-def _grant_out(grant: service.RoleGrant, user: service.User) -> RoleGrantOut:
+def _grant_out(grant: RoleGrant, user: User) -> RoleGrantOut:
     return RoleGrantOut(
         id=grant.id,
         user_id=user.id,

@@ -52,7 +52,7 @@ async def login_with_wechat(
     wx = await wechat.code2session(code)
     at = now()
     statement = (
-        insert(User)
+        insert(User)  # type: ignore[call-overload]
         .values(id=new_id(), openid=wx.openid, unionid=wx.unionid, is_active=True, last_login_at=at)
         .on_conflict_do_update(
             index_elements=[User.openid],
@@ -97,7 +97,7 @@ async def refresh(session: AsyncSession, settings: Settings, secret: str) -> Iss
     token = (
         await session.execute(
             select(RefreshToken)
-            .where(RefreshToken.token_hash == hash_refresh_secret(secret))
+            .where(col(RefreshToken.token_hash) == hash_refresh_secret(secret))
             .with_for_update()  # two refreshes of one token take turns
         )
     ).scalar_one_or_none()
@@ -120,7 +120,7 @@ async def refresh(session: AsyncSession, settings: Settings, secret: str) -> Iss
 async def revoke_family(session: AsyncSession, family_id: uuid.UUID, at: datetime) -> None:
     await session.execute(
         update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))  # type: ignore[union-attr]
+        .where(col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_(None))
         .values(revoked_at=at)
     )
 
@@ -129,7 +129,7 @@ async def logout(session: AsyncSession, secret: str) -> None:
     """Ends the session the refresh token belongs to; unknown tokens are ignored."""
     token = (
         await session.execute(
-            select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_secret(secret))
+            select(RefreshToken).where(col(RefreshToken.token_hash) == hash_refresh_secret(secret))
         )
     ).scalar_one_or_none()
     if token is not None:
@@ -158,7 +158,7 @@ async def roles_of(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[Role
     rows = await session.execute(
         select(RoleGrant, Region)
         .join(Region, Region.id == RoleGrant.region_id)  # type: ignore[arg-type]
-        .where(RoleGrant.user_id == user_id, RoleGrant.revoked_at.is_(None))  # type: ignore[union-attr]
+        .where(col(RoleGrant.user_id) == user_id, col(RoleGrant.revoked_at).is_(None))
         .order_by(RoleGrant.region_path, RoleGrant.role)
     )
     return [(grant, region) for grant, region in rows.all()]
@@ -179,15 +179,15 @@ async def grant_role(
     ):
         raise errors.AdminGrantTooHigh()
     condition = User.id == user_id if user_id is not None else User.openid == openid
-    user = (await session.execute(select(User).where(condition))).scalar_one_or_none()
+    user = (await session.execute(select(User).where(condition))).scalar_one_or_none()  # type: ignore[arg-type]
     if user is None:
         raise errors.UserNotFound()
     existing = (
         await session.execute(
-            select(RoleGrant.id).where(
-                RoleGrant.user_id == user.id,
-                RoleGrant.role == role,
-                RoleGrant.region_id == region.id,
+            select(col(RoleGrant.id)).where(
+                RoleGrant.user_id == user.id,  # type: ignore[arg-type]
+                RoleGrant.role == role,  # type: ignore[arg-type]
+                RoleGrant.region_id == region.id,  # type: ignore[arg-type]
                 RoleGrant.revoked_at.is_(None),  # type: ignore[union-attr]
             )
         )
@@ -239,7 +239,7 @@ async def revoke_grant(session: AsyncSession, principal: Principal, grant_id: uu
         await session.execute(
             select(RoleGrant)
             .where(
-                RoleGrant.id == grant_id,
+                col(RoleGrant.id) == grant_id,
                 RoleGrant.revoked_at.is_(None),  # type: ignore[union-attr]
                 region_scope(RoleGrant.region_path, principal, (Role.admin,)),
             )

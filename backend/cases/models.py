@@ -77,7 +77,7 @@ class Category(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("kind", "code"),)
 
     id: uuid.UUID = id_field()
-    kind: CaseKind = Field(sa_type=String(16))  # type: ignore[call-overload]
+    kind: CaseKind = Field(sa_type=String(16))
     code: str = Field(max_length=64)
     name: str = Field(max_length=64)
     name_en: str = Field(max_length=64)
@@ -130,12 +130,12 @@ class Case(SQLModel, table=True):
 
     id: uuid.UUID = id_field()
     number: str = Field(max_length=32, unique=True)
-    kind: CaseKind = Field(sa_type=String(16))  # type: ignore[call-overload]
+    kind: CaseKind = Field(sa_type=String(16))
     category_id: uuid.UUID = Field(foreign_key="case_category.id")
     description: str = Field(sa_column=Column(Text, nullable=False))
-    state: CaseState = Field(default=CaseState.submitted, sa_type=String(16))  # type: ignore[call-overload]
+    state: CaseState = Field(default=CaseState.submitted, sa_type=String(16))
     priority: str = Field(default="normal", max_length=16)
-    channel: Channel = Field(default=Channel.miniapp, sa_type=String(16))  # type: ignore[call-overload]
+    channel: Channel = Field(default=Channel.miniapp, sa_type=String(16))
     # The resident the case is for (null when staff registered it for an unknown caller).
     reporter_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
     # Who submitted it: the resident, or the staff member who registered it.
@@ -151,10 +151,10 @@ class Case(SQLModel, table=True):
     lng: float = Field(sa_column=Column(Double, nullable=False))
     address: str | None = Field(default=None, max_length=200)
     grid_id: uuid.UUID = Field(foreign_key="region.id")
-    location_path: str = Field(sa_type=Ltree)  # type: ignore[call-overload]
-    queue_path: str = Field(sa_type=Ltree)  # type: ignore[call-overload]
+    location_path: str = Field(sa_type=Ltree)
+    queue_path: str = Field(sa_type=Ltree)
     escalation_level: int = Field(default=0)
-    target_type: ComplaintTarget | None = Field(default=None, sa_type=String(32))  # type: ignore[call-overload]
+    target_type: ComplaintTarget | None = Field(default=None, sa_type=String(32))
     target_name: str | None = Field(default=None, max_length=100)
     assignee_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id", index=True)
     supporters: int = Field(default=0)

@@ -26,6 +26,7 @@ from backend.cases.models import (
 )
 from backend.core.pagination import keyset
 from backend.regions.models import Region
+from backend.regions.schemas import PointOut, RegionBrief
 from backend.storage import service as storage_service
 from backend.storage.models import Upload
 from backend.storage.service import ObjectStore
@@ -61,7 +62,7 @@ def case_fields(
     store: ObjectStore,
     viewer: Principal,
     category: Category,
-    regions: dict[str, schemas.RegionBrief],
+    regions: dict[str, RegionBrief],
     events: Sequence[tuple[CaseEvent, str | None]],
     attachments: Sequence[tuple[int | None, Upload]],
     reporter: User | None,
@@ -82,8 +83,8 @@ def case_fields(
     if show_reporter:
         contact_phone = case.contact_phone_masked or (reporter.phone_masked if reporter else None)
 
-    def region(path: str) -> schemas.RegionBrief:
-        return regions.get(path) or schemas.RegionBrief(code=path, name=path)
+    def region(path: str) -> RegionBrief:
+        return regions.get(path) or RegionBrief(code=path, name=path)
 
     return {
         "id": case.id,
@@ -93,7 +94,7 @@ def case_fields(
         "version": case.version,
         "category": _category_brief(category),
         "description": case.description,
-        "location": schemas.PointOut(lat=case.lat, lng=case.lng),
+        "location": PointOut(lat=case.lat, lng=case.lng),
         "address": case.address,
         "grid": region(case.location_path),
         "queue": region(case.queue_path),
@@ -162,7 +163,7 @@ async def view_fields(
         )
     )
     regions = {
-        path: schemas.RegionBrief(code=path, name=name, name_en=name_en)
+        path: RegionBrief(code=path, name=name, name_en=name_en)
         for path, name, name_en in region_rows.all()
     }
     event_rows = await session.execute(

@@ -49,6 +49,7 @@ from backend.core.clock import now
 from backend.core.idempotency import check_idempotency_key, earlier_request, request_hash
 from backend.regions.coords import to_wgs84
 from backend.regions.geo import distance_m_text
+from backend.regions.schemas import RegionBrief
 from backend.regions.service import GridMap, LocatedGrid
 from backend.storage import service as storage_service
 from backend.storage.models import Upload, UploadPurpose
@@ -194,11 +195,10 @@ async def _replay(
     )
 
 
-def _located_regions(located: LocatedGrid) -> dict[str, schemas.RegionBrief]:
+def _located_regions(located: LocatedGrid) -> dict[str, RegionBrief]:
     refs = [located.grid, *located.ancestors]
     return {
-        ref.code: schemas.RegionBrief(code=ref.code, name=ref.name, name_en=ref.name_en)
-        for ref in refs
+        ref.code: RegionBrief(code=ref.code, name=ref.name, name_en=ref.name_en) for ref in refs
     }
 
 
@@ -267,7 +267,7 @@ async def support(session: AsyncSession, principal: Principal, case_id: uuid.UUI
 
     Neither the version nor the timeline changes: staff working the case are not disturbed.
     """
-    found: Row[Any] | None = (
+    found: Row[Any] | None = (  # type: ignore[assignment]
         await session.execute(
             select(
                 col(Case.kind), col(Case.state), col(Case.reporter_id), col(Case.supporters)

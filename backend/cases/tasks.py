@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, and_, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from backend.cases import workflow
 from backend.cases.models import Case, CaseEvent, CaseKind, CaseState
@@ -44,13 +45,13 @@ RESOLUTION_OVERDUE = "resolution_overdue"
 def _escalated_for(reason: str, deadline: Any) -> Any:
     """SQL: a system escalation for this very deadline is already on the case's timeline."""
     return (
-        select(CaseEvent.id)
+        select(col(CaseEvent.id))
         .where(
             CaseEvent.case_id == Case.id,  # type: ignore[arg-type]
             CaseEvent.action == workflow.Action.escalate.value,  # type: ignore[arg-type]
             CaseEvent.actor_role == workflow.SYSTEM,  # type: ignore[arg-type]
-            CaseEvent.data["reason"].astext == reason,  # type: ignore[index]
-            cast(CaseEvent.data["deadline"].astext, DateTime(timezone=True)) == deadline,  # type: ignore[index]
+            CaseEvent.data["reason"].astext == reason,
+            cast(CaseEvent.data["deadline"].astext, DateTime(timezone=True)) == deadline,
         )
         .exists()
     )
@@ -90,7 +91,7 @@ async def _escalate_batch(
         conditions.append(
             and_(
                 Case.state.in_(states),  # type: ignore[attr-defined]
-                column < at,
+                column < at,  # type: ignore[arg-type]
                 ~_escalated_for(reason, column),
             )
         )
@@ -103,9 +104,9 @@ async def _escalate_batch(
             # Mediation keeps its own time limit (consent, then the mediation's own).
             Case.kind != CaseKind.mediation,  # type: ignore[arg-type]
         )
-        .order_by(Case.id)
+        .order_by(col(Case.id))
         .limit(limit)
-        .with_for_update(skip_locked=True, of=Case)  # type: ignore[arg-type]
+        .with_for_update(skip_locked=True, of=Case)
         .execution_options(populate_existing=True)
     )
     if skip:
@@ -118,7 +119,7 @@ async def _escalate_batch(
     # after this statement's snapshot was taken: a fresh statement sees its events.
     ids = [case.id for case in cases]
     done_rows = await session.execute(
-        select(CaseEvent.case_id, CaseEvent.data).where(
+        select(col(CaseEvent.case_id), col(CaseEvent.data)).where(
             CaseEvent.case_id.in_(ids),  # type: ignore[attr-defined]
             CaseEvent.action == workflow.Action.escalate.value,  # type: ignore[arg-type]
             CaseEvent.actor_role == workflow.SYSTEM,  # type: ignore[arg-type]
@@ -189,11 +190,11 @@ async def _close_batch(
         .where(
             Case.state == CaseState.resolved,  # type: ignore[arg-type]
             Case.rating.is_(None),  # type: ignore[union-attr]
-            Case.resolved_at <= cutoff,  # type: ignore[operator]
+            col(Case.resolved_at) <= cutoff,
             # A mediation ends with its outcome; there is nothing to rate.
             Case.kind != CaseKind.mediation,  # type: ignore[arg-type]
         )
-        .order_by(Case.resolved_at, Case.id)
+        .order_by(col(Case.resolved_at), col(Case.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)

@@ -185,7 +185,7 @@ async def apply(
     values: dict[str, Any] = {"state": target.value, "version": seen + 1, "updated_at": at}
     values.update(changes or {})
     result = await session.execute(
-        update(Case)
+        update(Case)  # type: ignore[call-overload]
         .where(Case.id == case.id, Case.version == seen)  # type: ignore[arg-type]
         .values(**values)
         .returning(Case.version)

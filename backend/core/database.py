@@ -92,7 +92,7 @@ async def insert_unique(
             await session.flush()
     except IntegrityError as error:
         constraint = violated_constraint(error)
-        if errors and constraint in errors:
+        if errors and constraint is not None and constraint in errors:
             raise errors[constraint]() from error
         if constraint in races:
             return False

@@ -187,8 +187,8 @@ def _allowed_methods(request: Request, fallback: str) -> str:
             templates.append((re.compile(f"^{pattern}$"), methods))
         request.app.state.allow_templates = templates
     allowed: set[str] = set()
-    for pattern, methods in templates:
-        if pattern.match(request.url.path):
+    for template, methods in templates:
+        if template.match(request.url.path):
             allowed |= methods
     return ", ".join(sorted(allowed)) if allowed else fallback
 
@@ -234,6 +234,7 @@ def install_error_handlers(app: FastAPI) -> None:
 def problem_responses(*errors: type[ShanzhiError]) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a route: each error it may answer, with an example per code."""
     by_status: dict[int, list[type[ShanzhiError]]] = {}
+    error: type[ShanzhiError]
     for error in (*errors, MalformedRequest, ValidationFailed):
         if error not in by_status.get(error.status, []):
             by_status.setdefault(error.status, []).append(error)

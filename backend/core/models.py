@@ -20,7 +20,7 @@ def id_field() -> Any:
 def created_at_field() -> Any:
     return Field(
         default_factory=now,
-        sa_type=DateTime(timezone=True),  # type: ignore[call-overload]
+        sa_type=DateTime(timezone=True),
         sa_column_kwargs={"server_default": func.now(), "nullable": False},
     )
 
@@ -28,7 +28,7 @@ def created_at_field() -> Any:
 def timestamp_field(*, nullable: bool = True, index: bool = False) -> Any:
     return Field(
         default=None,
-        sa_type=DateTime(timezone=True),  # type: ignore[call-overload]
+        sa_type=DateTime(timezone=True),
         nullable=nullable,
         index=index,
     )

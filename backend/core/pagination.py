@@ -57,7 +57,9 @@ R = TypeVar("R")
 
 
 def cut_page(
-    found: Sequence[R], limit: int, key: Callable[[R], uuid.UUID] = lambda row: row.id
+    found: Sequence[R],
+    limit: int,
+    key: Callable[[R], uuid.UUID] = lambda row: row.id,  # type: ignore[attr-defined]
 ) -> tuple[Sequence[R], str | None]:
     """Lists fetch `limit + 1` rows after the cursor: the extra one only says there is more.
     Returns the rows to show and the cursor of the next page (None on the last page)."""
@@ -65,7 +67,7 @@ def cut_page(
     return shown, encode_cursor(key(shown[-1])) if len(found) > limit else None
 
 
-Q = TypeVar("Q", bound=Select[Any])
+Q = TypeVar("Q", bound=Select[*tuple[Any, ...]])
 
 
 def keyset(query: Q, key: Any, after: uuid.UUID | None, *, newest_first: bool = True) -> Q:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, cast
 
 from fastapi import Request
 from limits import parse
@@ -32,7 +32,10 @@ class RateLimited(ShanzhiError):
 
 def create_limiter(redis_url: str | None) -> MovingWindowRateLimiter:
     """Redis needs the `redis` extra (`pip install 'shanzhi[redis]'`)."""
-    storage: Storage = storage_from_string(f"async+{redis_url}") if redis_url else MemoryStorage()
+    # The "async+" scheme makes `limits` build its asyncio storage.
+    storage = (
+        cast(Storage, storage_from_string(f"async+{redis_url}")) if redis_url else MemoryStorage()
+    )
     return MovingWindowRateLimiter(storage)
 
 

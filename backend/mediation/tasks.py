@@ -12,7 +12,7 @@ import logging
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -39,12 +39,12 @@ TIME_LIMIT_PASSED = "mediation_overdue"
 
 
 async def _claim_batch(
-    session: AsyncSession, condition: list[object], limit: int, skip: set[uuid.UUID]
+    session: AsyncSession, condition: list[ColumnElement[bool]], limit: int, skip: set[uuid.UUID]
 ) -> list[tuple[Mediation, Case]]:
     query = (
         select(Mediation, Case)
         .join(Case, col(Case.id) == col(Mediation.case_id))
-        .where(*condition)  # type: ignore[arg-type]
+        .where(*condition)
         .order_by(col(Mediation.case_id))
         .limit(limit)
         .with_for_update(skip_locked=True, of=Mediation)

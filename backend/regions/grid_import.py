@@ -213,7 +213,7 @@ async def import_grids(
                 col(Region.boundary),
             ).where(_in_paths("codes", [row.code for row in allowed]))
         )
-        existing = {path: (level, name, en, boundary) for path, level, name, en, boundary in result}
+        existing = {path: (level, name, en, boundary) for path, level, name, en, boundary in result}  # type: ignore[misc]
 
     writable: list[tuple[_GridRow, uuid.UUID]] = []
     for row in allowed:
@@ -279,7 +279,7 @@ async def import_grids(
 
 async def _upsert_grids(session: AsyncSession, rows: list[tuple[_GridRow, uuid.UUID]]) -> None:
     at = now()
-    table = Region.__table__
+    table = Region.__table__  # type: ignore[attr-defined]
     # Rows without `name_en` keep the stored one: a boundary-only file must not erase it.
     for with_name_en in (True, False):
         group = [(row, parent_id) for row, parent_id in rows if row.has_name_en is with_name_en]

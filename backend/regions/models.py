@@ -39,9 +39,9 @@ class Region(SQLModel, table=True):
 
     id: uuid.UUID = id_field()
     # The full dotted path is the region's code in the API: `gz.tianhe.shipai.gangding.g01`.
-    path: str = Field(sa_type=Ltree, unique=True)  # type: ignore[call-overload]
+    path: str = Field(sa_type=Ltree, unique=True)
     parent_id: uuid.UUID | None = Field(default=None, foreign_key="region.id", index=True)
-    level: RegionLevel = Field(sa_type=String(16))  # type: ignore[call-overload]
+    level: RegionLevel = Field(sa_type=String(16))
     name: str = Field(max_length=100)
     name_en: str | None = Field(default=None, max_length=100)
     # GeoJSON geometry (Polygon or MultiPolygon) in WGS-84; grids and communities carry one.

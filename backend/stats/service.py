@@ -17,6 +17,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from backend.auth.principal import Principal
 from backend.cases.models import (
@@ -84,30 +85,30 @@ async def case_stats(
     waiting = state.in_(RESPONSE_STATES)  # type: ignore[attr-defined]
     # The current round was accepted: a reopened case waits for a new acceptance.
     responded = and_(Case.accepted_at.is_not(None), ~waiting)  # type: ignore[union-attr]
-    waiting_overdue = and_(waiting, Case.response_due_at < at)
+    waiting_overdue = and_(waiting, col(Case.response_due_at) < at)
     resolved = Case.resolved_at.is_not(None)  # type: ignore[union-attr]
     unresolved_overdue = and_(
         Case.resolved_at.is_(None),  # type: ignore[union-attr]
         state.in_(open_states),  # type: ignore[attr-defined]
-        Case.resolution_due_at < at,
+        col(Case.resolution_due_at) < at,
     )
     # Reopening clears the resolution; the count remembers there was one.
-    resolved_once = or_(resolved, Case.reopen_count > 0)
+    resolved_once = or_(resolved, col(Case.reopen_count) > 0)
     rated = Case.rating.is_not(None)  # type: ignore[union-attr]
     overdue_now = or_(
         waiting_overdue,
-        and_(state.in_(RESOLUTION_STATES), Case.resolution_due_at < at),  # type: ignore[attr-defined]
+        and_(state.in_(RESOLUTION_STATES), col(Case.resolution_due_at) < at),  # type: ignore[attr-defined]
     )
     ratios = {
         "response": (
-            and_(responded, Case.accepted_at <= Case.response_due_at),  # type: ignore[operator]
+            and_(responded, col(Case.accepted_at) <= col(Case.response_due_at)),
             or_(responded, waiting_overdue),
         ),
         "resolution": (
-            and_(resolved, Case.resolved_at <= Case.resolution_due_at),  # type: ignore[operator]
+            and_(resolved, col(Case.resolved_at) <= col(Case.resolution_due_at)),
             or_(resolved, unresolved_overdue),
         ),
-        "satisfaction": (and_(rated, Case.rating >= 4), rated),  # type: ignore[operator]
+        "satisfaction": (and_(rated, col(Case.rating) >= 4), rated),
         "reopen": (Case.reopen_count > 0, resolved_once),
     }
     columns: list[Any] = [
@@ -117,7 +118,7 @@ async def case_stats(
         func.count().filter(overdue_now).label("overdue_now"),
     ]
     for name, (numerator, denominator) in ratios.items():
-        top = func.count().filter(numerator)
+        top = func.count().filter(numerator)  # type: ignore[call-overload]
         bottom = func.count().filter(denominator)
         columns += [
             top.label(f"{name}_n"),
@@ -125,7 +126,7 @@ async def case_stats(
             func.round(cast(top, Numeric) / func.nullif(bottom, 0), 4).label(f"{name}_rate"),
         ]
     columns += [
-        func.count().filter(Case.channel == channel).label(f"channel_{channel.value}")
+        func.count().filter(col(Case.channel) == channel).label(f"channel_{channel.value}")
         for channel in Channel
     ]
     query = (
@@ -133,8 +134,8 @@ async def case_stats(
         .where(
             Case.kind.in_(STAFF_KINDS),  # type: ignore[attr-defined]
             Case.location_path.descendant_of(region.path),  # type: ignore[attr-defined]
-            Case.created_at >= start,  # type: ignore[operator]
-            Case.created_at < end,  # type: ignore[operator]
+            col(Case.created_at) >= start,
+            col(Case.created_at) < end,
         )
         .group_by(func.rollup(child))
     )

@@ -38,12 +38,12 @@ class Upload(SQLModel, table=True):
 
     id: uuid.UUID = id_field()
     owner_id: uuid.UUID = Field(foreign_key="user_account.id", index=True)
-    purpose: UploadPurpose = Field(sa_type=String(32))  # type: ignore[call-overload]
+    purpose: UploadPurpose = Field(sa_type=String(32))
     object_key: str = Field(max_length=255, unique=True)
     content_type: str = Field(max_length=64)
     declared_size: int = Field(sa_column=Column(BigInteger, nullable=False))
     size: int | None = Field(default=None, sa_column=Column(BigInteger))  # as stored in S3
-    state: UploadState = Field(default=UploadState.pending, sa_type=String(16))  # type: ignore[call-overload]
+    state: UploadState = Field(default=UploadState.pending, sa_type=String(16))
     created_at: datetime = created_at_field()
     expires_at: datetime = timestamp_field(nullable=False)  # the POST policy's expiry
     attached_at: datetime | None = timestamp_field()

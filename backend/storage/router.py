@@ -39,7 +39,7 @@ async def create_upload(
     session: SessionDep,
     store: StoreDep,
     settings: SettingsDep,
-    _: RateLimit("upload_create", "30/minute"),  # type: ignore[valid-type]
+    _: Annotated[None, RateLimit("upload_create", "30/minute")],
 ) -> schemas.UploadTicket:
     """The file never passes through this API: post `fields` and the file (as `file`) to
     `url` with `wx.uploadFile` before `expires_at`, then name the upload's `id` in a report.

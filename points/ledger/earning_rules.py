@@ -60,8 +60,8 @@ async def replace_earning_rules(
             stored.active = False
             stored.updated_at = at
     for activity_type, rule in wanted.items():
-        stored = existing.get(activity_type)
-        if stored is None:
+        found = existing.get(activity_type)
+        if found is None:
             session.add(
                 PointsEarningRule(
                     activity_type=activity_type,
@@ -74,9 +74,9 @@ async def replace_earning_rules(
             )
             continue
         changes = {"points": rule.points, "daily_cap": rule.daily_cap, "active": rule.active}
-        if any(getattr(stored, name) != value for name, value in changes.items()):
+        if any(getattr(found, name) != value for name, value in changes.items()):
             for name, value in changes.items():
-                setattr(stored, name, value)
-            stored.updated_at = at
+                setattr(found, name, value)
+            found.updated_at = at
     await session.flush()
     return await list_earning_rules(session)

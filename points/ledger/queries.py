@@ -52,7 +52,7 @@ async def entries(
     `after` is the id of the last entry of the previous page.
     """
     account = (
-        select(PointsAccount.id)
+        select(col(PointsAccount.id))
         .where(col(PointsAccount.code) == member_code(member_id))
         .scalar_subquery()
     )
@@ -65,7 +65,7 @@ async def entries(
     )
     if after is not None:
         before = (
-            select(PointsPosting.seq)
+            select(col(PointsPosting.seq))
             .where(col(PointsPosting.id) == after, col(PointsPosting.account_id) == account)
             .scalar_subquery()
         )
@@ -80,7 +80,7 @@ async def entries(
             source_ref=tx.source_ref,
             activity_type=tx.activity_type,
             amount=posting.amount,
-            balance=posting.balance_after,
+            balance=posting.balance_after,  # type: ignore[arg-type]
             created_at=posting.created_at,
         )
         for posting, tx in rows

@@ -422,7 +422,7 @@ async def _change_stock(
     else:
         # Never below what members are waiting to pick up.
         statement = (
-            update(table)
+            update(table)  # type: ignore[assignment]
             .where(
                 table.c.reward_id == reward_id,
                 table.c.center_id == center_id,

@@ -170,7 +170,7 @@ async def create_redemption(
     settings: SettingsDep,
     principal: CurrentPrincipal,
     body: schemas.RedemptionCreate,
-    _: RateLimit("points_redeem", "30/minute"),
+    _: Annotated[None, RateLimit("points_redeem", "30/minute")],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Reserve `quantity` of a reward at a service center and hold its points.
@@ -299,7 +299,7 @@ async def fulfil_redemption(
     session: SessionDep,
     settings: SettingsDep,
     principal: CurrentPrincipal,
-    _: RateLimit("points_fulfil", "120/minute"),
+    _: Annotated[None, RateLimit("points_fulfil", "120/minute")],
 ) -> schemas.RedemptionOut:
     """Fulfil a pending redemption of your service center: the item leaves the stock and
     the held points are captured.
@@ -345,7 +345,7 @@ async def create_counter_redemption(
     settings: SettingsDep,
     principal: CurrentPrincipal,
     body: schemas.CounterRedemptionCreate,
-    _: RateLimit("points_counter", "120/minute"),
+    _: Annotated[None, RateLimit("points_counter", "120/minute")],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Scan the member's code (`GET /v1/me/member-code` on their phone) and hand the reward

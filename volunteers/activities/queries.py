@@ -63,7 +63,9 @@ async def _teams(
     wanted = {t for t in team_ids if t is not None}
     if not wanted:
         return {}
-    rows = await session.execute(select(Team.id, Team.name).where(col(Team.id).in_(wanted)))
+    rows = await session.execute(
+        select(col(Team.id), col(Team.name)).where(col(Team.id).in_(wanted))
+    )
     return {row.id: schemas.TeamBrief(id=row.id, name=row.name) for row in rows}
 
 
@@ -72,7 +74,7 @@ async def _reward_points(session: AsyncSession, types: Sequence[str]) -> dict[st
     if not types:
         return {}
     rows = await session.execute(
-        select(PointsEarningRule.activity_type, PointsEarningRule.points).where(
+        select(col(PointsEarningRule.activity_type), col(PointsEarningRule.points)).where(
             col(PointsEarningRule.activity_type).in_(set(types)),
             col(PointsEarningRule.active).is_(True),
         )
@@ -199,7 +201,7 @@ async def enrolment_views(
         ).scalars()
     }
     organisers = await region_briefs(session, [a.region_id for a in activities.values()])
-    positions = dict(
+    positions = dict(  # type: ignore[var-annotated]
         (
             await session.execute(
                 select(col(Enrolment.id), position_column()).where(col(Enrolment.id).in_(ids))
@@ -321,7 +323,7 @@ async def list_activities(
     else:
         if community is not None:
             region = (
-                await session.execute(select(Region.path).where(col(Region.path) == community))
+                await session.execute(select(col(Region.path)).where(col(Region.path) == community))
             ).scalar_one_or_none()
             if region is None:
                 raise RegionNotFound(code=community)
@@ -330,7 +332,7 @@ async def list_activities(
             path = volunteer.community_path
         else:
             raise PlaceRequired()
-        query = query.where(col(Activity.region_path).descendant_of(path))
+        query = query.where(col(Activity.region_path).descendant_of(path))  # type: ignore[attr-defined]
         after = _decode_after(cursor, datetime)
         if after is not None:
             query = query.where(tuple_(col(Activity.starts_at), col(Activity.id)) > tuple_(*after))
@@ -338,11 +340,11 @@ async def list_activities(
     rows = (await session.execute(query.limit(limit + 1))).all()
     shown = rows[:limit]
     activities = [row[0] for row in shown]
-    distances = {row[0].id: round(float(row[1]), 1) for row in shown} if near else None
+    distances = {row[0].id: round(float(row[1]), 1) for row in shown} if near else None  # type: ignore[misc]
     next_cursor = None
     if len(rows) > limit:
         last = shown[-1]
-        key: float | str = float(last[1]) if near else last[0].starts_at.isoformat()
+        key: float | str = float(last[1]) if near else last[0].starts_at.isoformat()  # type: ignore[misc]
         next_cursor = _encode_after(key, last[0].id)
     items = await activity_items(
         session,

@@ -15,6 +15,7 @@ from sqlmodel import col
 
 from backend.core.i18n import Language
 from backend.regions.coords import CoordSystem, to_wgs84
+from backend.regions.geo import distance_m
 from backend.regions.models import Region
 from volunteers.attendance import codes, geofence, schemas
 from volunteers.attendance.errors import (
@@ -301,7 +302,7 @@ def speed_between(a: Fix, b: Fix, max_accuracy_m: float) -> float:
     threshold): GPS jitter between two close points must not read as a sprint. Phones
     stamp points to the second, so two at one instant count as a second apart."""
     slack = min(a.accuracy_m or 0.0, max_accuracy_m) + min(b.accuracy_m or 0.0, max_accuracy_m)
-    metres = max(0.0, geofence.distance_m(a.lat, a.lng, b.lat, b.lng) - slack)
+    metres = max(0.0, distance_m(a.lat, a.lng, b.lat, b.lng) - slack)
     return metres / max((b.at - a.at).total_seconds(), 1.0)
 
 

@@ -172,7 +172,7 @@ async def check_in(
     session: SessionDep,
     settings: SettingsDep,
     principal: CurrentPrincipal,
-    _: RateLimit(*_SCAN_LIMIT),
+    _: Annotated[None, RateLimit(*_SCAN_LIMIT)],
 ) -> schemas.AttendanceOut:
     """Check in to an activity you hold a place in, with the code scanned from the leader's
     or service center's screen and the phone's location (with its accuracy).
@@ -217,7 +217,7 @@ async def check_out(
     session: SessionDep,
     settings: SettingsDep,
     principal: CurrentPrincipal,
-    _: RateLimit(*_SCAN_LIMIT),
+    _: Annotated[None, RateLimit(*_SCAN_LIMIT)],
 ) -> schemas.AttendanceOut:
     """Check out with the code on site and the phone's location, until the configured
     grace after the activity's end.
@@ -264,7 +264,7 @@ async def upload_track(
     session: SessionDep,
     settings: SettingsDep,
     principal: CurrentPrincipal,
-    _: RateLimit("attendance_track", "60/minute"),
+    _: Annotated[None, RateLimit("attendance_track", "60/minute")],
 ) -> schemas.TrackOut:
     """Send timed points (1–500 a batch) of the track between check-in and check-out.
 

@@ -114,7 +114,7 @@ async def file_inspection(
     grid_map: GridMapDep,
     store: StoreDep,
     principal: CurrentPrincipal,
-    _: RateLimit("inspection_file", "30/minute"),
+    _: Annotated[None, RateLimit("inspection_file", "30/minute")],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Record the checklist results of one house, as an approved volunteer checked in at

@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from backend.auth.principal import Principal, region_scope
-from backend.core.clock import now
+from backend.core.clock import LOCAL_TIME, now
 from backend.core.errors import Forbidden
 from backend.core.pagination import keyset
 from backend.core.spreadsheet import csv_text
 from backend.regions.models import Region
+from backend.regions.schemas import RegionBrief
 from volunteers.auth import (
     VOLUNTEER_MANAGERS,
     own_volunteer,
@@ -37,7 +38,6 @@ from volunteers.registrations.errors import (
 from volunteers.registrations.service import (
     ACTIVITY_TYPE_ZH,
     LEADERBOARD_SIZE,
-    LOCAL_TIME,
     community_by_code,
     hours,
     mask_name,
@@ -239,7 +239,7 @@ async def leaderboard(
     ]
     mine = next((row for row in rows if row.user_id == principal.user_id), None)
     return schemas.Leaderboard(
-        community=schemas.RegionBrief(code=region.path, name=region.name, name_en=region.name_en),
+        community=RegionBrief(code=region.path, name=region.name, name_en=region.name_en),
         month=month,
         entries=entries,
         me=schemas.LeaderboardMine(

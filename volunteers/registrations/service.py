@@ -27,6 +27,7 @@ from backend.core.errors import Forbidden
 from backend.core.ids import new_id
 from backend.core.pagination import keyset
 from backend.regions.models import Region, RegionLevel
+from backend.regions.schemas import RegionBrief
 from points.ledger import queries as ledger_queries
 from volunteers.auth import (
     ACTIVITY_HOSTS,
@@ -259,7 +260,7 @@ async def staff_volunteers(
     if state is not None:
         query = query.where(col(Volunteer.state) == state.value)
     if community is not None:
-        query = query.where(col(Volunteer.community_path).descendant_of(community))
+        query = query.where(col(Volunteer.community_path).descendant_of(community))  # type: ignore[attr-defined]
     query = keyset(query, col(Volunteer.id), after)
     rows = (await session.execute(query)).all()
     regions = await region_briefs(session, {volunteer.community_id for volunteer, _, _ in rows})
@@ -270,7 +271,7 @@ async def staff_volunteers(
 
 
 def _staff_view(
-    volunteer: Volunteer, nickname: str | None, phone: str | None, community: schemas.RegionBrief
+    volunteer: Volunteer, nickname: str | None, phone: str | None, community: RegionBrief
 ) -> schemas.StaffVolunteer:
     return schemas.StaffVolunteer(
         id=volunteer.id,

@@ -219,7 +219,7 @@ async def staff_teams(
         .limit(limit)
     )
     if community is not None:
-        query = query.where(col(Team.community_path).descendant_of(community))
+        query = query.where(col(Team.community_path).descendant_of(community))  # type: ignore[attr-defined]
     query = keyset(query, col(Team.id), after)
     rows = (await session.execute(query)).all()
     return await _team_views(session, [(team, count) for team, count in rows])

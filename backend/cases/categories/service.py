@@ -122,7 +122,7 @@ async def active_category(session: AsyncSession, kind: CaseKind, ref: str) -> Ca
         )
     ).scalar_one_or_none()
     if category is not None:
-        columns = {c.name: getattr(category, c.name) for c in Category.__table__.columns}
+        columns = {c.name: getattr(category, c.name) for c in Category.__table__.columns}  # type: ignore[attr-defined]
         _catalogue[key] = (time.monotonic() + CATALOGUE_SECONDS, columns)
     return category
 

@@ -121,7 +121,7 @@ async def register_case(
     personal_data: PersonalDataDep,
     grid_map: GridMapDep,
     store: StoreDep,
-    _: RateLimit("case_register", "30/minute"),
+    _: Annotated[None, RateLimit("case_register", "30/minute")],
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -182,7 +182,7 @@ async def act_on_case(
     principal: CurrentPrincipal,
     session: SessionDep,
     store: StoreDep,
-    _: RateLimit("staff_action", "120/minute"),
+    _: Annotated[None, RateLimit("staff_action", "120/minute")],
 ) -> schemas.CaseOut:
     """Accept, assign, start, resolve, reject, escalate or comment on a case in your regions.
 

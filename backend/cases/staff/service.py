@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlmodel import col
 
 from backend.auth.models import Role, RoleGrant, User
 from backend.auth.principal import Principal, path_within, region_scope
@@ -219,9 +220,9 @@ async def list_queue(
     assignee = aliased(User)
     deadline = deadline_column()
     query = (
-        select(Case, Category, assignee.id, assignee.nickname)
-        .join(Category, Category.id == Case.category_id)  # type: ignore[arg-type]
-        .outerjoin(assignee, assignee.id == Case.assignee_id)  # type: ignore[arg-type]
+        select(Case, Category, assignee.id, assignee.nickname)  # type: ignore[call-overload]
+        .join(Category, Category.id == Case.category_id)
+        .outerjoin(assignee, assignee.id == Case.assignee_id)
         .where(_in_scope(principal))
         .order_by(deadline.asc().nulls_last(), Case.id)
         .limit(limit + 1)
@@ -247,7 +248,7 @@ async def list_queue(
         query = query.where(cast(Case.queue_path, Text).in_(paths))
     if after is not None:
         if after.deadline is None:
-            query = query.where(deadline.is_(None), Case.id > after.case_id)  # type: ignore[operator]
+            query = query.where(deadline.is_(None), Case.id > after.case_id)
         else:
             query = query.where(
                 or_(
@@ -300,7 +301,7 @@ async def _ensure_staff_here(session: AsyncSession, user_id: uuid.UUID, item: Ca
     """The nickname of `user_id` if they hold a staff role covering the case's place."""
     row = (
         await session.execute(
-            select(User.nickname)
+            select(col(User.nickname))
             .join(RoleGrant, RoleGrant.user_id == User.id)  # type: ignore[arg-type]
             .where(
                 User.id == user_id,  # type: ignore[arg-type]
@@ -451,7 +452,7 @@ async def register_case(
     if not roles:
         raise errors.LocationOutsideYourArea()
     grid_id = (
-        await session.execute(select(Region.id).where(Region.path == grid_code))  # type: ignore[arg-type]
+        await session.execute(select(col(Region.id)).where(col(Region.path) == grid_code))
     ).scalar_one_or_none()
     if grid_id is None:
         # The in-memory map is a moment behind a grid that was just removed.
@@ -462,7 +463,7 @@ async def register_case(
     if payload.resident_phone is not None:
         reporter_id = (
             await session.execute(
-                select(User.id).where(
+                select(col(User.id)).where(
                     User.phone_hash == personal_data.lookup_hash(payload.resident_phone),  # type: ignore[arg-type]
                     User.is_active.is_(True),  # type: ignore[attr-defined]
                 )

@@ -15,7 +15,7 @@ from backend.auth.principal import Principal
 from backend.cases import workflow
 from backend.cases.models import Case, Category
 from backend.cases.workflow import Action, Actor
-from backend.core.clock import now
+from backend.core.clock import LOCAL_TIME, now
 from backend.core.security import PersonalData
 from backend.mediation.auth import Viewer, visible_mediation
 from backend.mediation.models import (
@@ -80,7 +80,7 @@ def normalise_code(code: str) -> str | None:
 def _share_text(
     applicant_name: str, dispute_name: str, number: str, code: str, due: datetime
 ) -> str:
-    deadline = due.astimezone(workflow.LOCAL_TIME).strftime("%Y-%m-%d %H:%M")
+    deadline = due.astimezone(LOCAL_TIME).strftime("%Y-%m-%d %H:%M")
     return (
         f"【善治】{applicant_name}邀请您参加“{dispute_name}”调解（案件编号 {number}）。"
         f"请打开微信小程序“善治”，在“调解邀请”中输入邀请码 {code}，"

@@ -99,11 +99,11 @@ InvitationCode = Annotated[
 ]
 
 
-RequestLimit = RateLimit("mediation_request", "10/hour")
+RequestLimit = Annotated[None, RateLimit("mediation_request", "10/hour")]
 
 
 # Codes are secrets: guessing them one request at a time must be hopeless.
-InvitationLimit = RateLimit("mediation_invitation", "20/minute")
+InvitationLimit = Annotated[None, RateLimit("mediation_invitation", "20/minute")]
 
 
 def _request_responses() -> dict[int | str, dict[str, Any]]:

@@ -250,7 +250,7 @@ async def mediator_views(
             )
             .group_by(col(Mediation.mediator_id))
         )
-        loads = {mediator_id: count for mediator_id, count in rows.all()}
+        loads = {mediator_id: count for mediator_id, count in rows.all()}  # type: ignore[misc]
     return [
         schemas.MediatorOut(
             id=mediator.id,

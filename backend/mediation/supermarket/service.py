@@ -303,8 +303,8 @@ def _supervised_query() -> Any:
         select(Mediation, col(Case.number), Mediator, _AssignedStudio, _PreferredStudio)
         .join(Case, col(Case.id) == col(Mediation.case_id))
         .outerjoin(Mediator, col(Mediator.id) == col(Mediation.mediator_id))
-        .outerjoin(_AssignedStudio, _AssignedStudio.id == col(Mediation.studio_id))
-        .outerjoin(_PreferredStudio, _PreferredStudio.id == col(Mediation.preferred_studio_id))
+        .outerjoin(_AssignedStudio, col(_AssignedStudio.id) == col(Mediation.studio_id))
+        .outerjoin(_PreferredStudio, col(_PreferredStudio.id) == col(Mediation.preferred_studio_id))
     )
 
 

@@ -163,7 +163,7 @@ async def studio_views(session: AsyncSession, studios: Sequence[Studio]) -> list
             .where(col(Mediator.studio_id).in_(ids), col(Mediator.active).is_(True))
             .group_by(col(Mediator.studio_id))
         )
-        staffed = {studio_id: (count, int(capacity)) for studio_id, count, capacity in rows.all()}
+        staffed = {studio_id: (count, int(capacity)) for studio_id, count, capacity in rows.all()}  # type: ignore[misc]
         rows = await session.execute(
             select(col(Mediator.studio_id), func.count())
             .join(Mediation, col(Mediation.mediator_id) == col(Mediator.id))
@@ -174,7 +174,7 @@ async def studio_views(session: AsyncSession, studios: Sequence[Studio]) -> list
             )
             .group_by(col(Mediator.studio_id))
         )
-        carried = {studio_id: count for studio_id, count in rows.all()}
+        carried = {studio_id: count for studio_id, count in rows.all()}  # type: ignore[misc]
     return [
         schemas.StudioOut(
             id=studio.id,
