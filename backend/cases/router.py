@@ -1,4 +1,4 @@
-"""Cases over HTTP: the category catalogue, submitting, and the resident's side of a case."""
+"""Cases over HTTP: submitting reports and complaints, and the resident's side of a case."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request and response bodies of categories, submissions and the resident's side of cases.
+"""Request and response bodies of submissions and the resident's side of cases.
 
 `CaseOut` is the one read model of a case: the resident's app and the staff workbench both
 show it (built by `service.case_view`, which hides what the viewer may not see).

@@ -1,4 +1,4 @@
-"""Categories, submitting reports and complaints, and the resident's side of a case.
+"""Submitting reports and complaints, possible duplicates, and the resident's side of a case.
 
 Submission is the hot path (every 随手拍 goes through it): a handful of statements, the
 response built from what is already in memory. Idempotency rests on the database's unique

@@ -1,4 +1,4 @@
-"""Periodic jobs of the case engine, and the worker loop that runs them (`shanzhi worker`).
+"""Periodic jobs of the case engine: escalation past a deadline, closing unrated cases.
 
 Each job takes its cases in batches with `FOR UPDATE SKIP LOCKED` and commits each batch, so
 any number of workers can run side by side: a case one worker holds is skipped by the others,

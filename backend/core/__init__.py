@@ -1,0 +1,1 @@
+"""The kernel: settings, database, errors, idempotency, pagination, dependencies, clock, jobs."""

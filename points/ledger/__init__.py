@@ -1,0 +1,1 @@
+"""The double-entry points ledger: accounts, lots, holds, statements, earning rules."""

@@ -1,4 +1,4 @@
-"""The ledger's rules: award, reverse, hold, capture, release, expire; balances and statements.
+"""The ledger's writes: award, reverse, hold, capture, release, expire.
 
 Every write is one ledger transaction whose postings sum to zero, applied together with the
 balances, lots and holds it changes in ONE statement of data-modifying CTEs: an award, a

@@ -1,0 +1,1 @@
+"""Rewards and redemption: service centers, the catalog, pickup codes, the counter."""

@@ -1,4 +1,4 @@
-"""Service centers, the rewards catalog, stock, and redemption: the rules, without HTTP.
+"""Redemption: reserving points and stock, the counter, and settling (fulfil, cancel, expire).
 
 A redemption reserves stock and holds the member's points in one transaction, and gives a
 pickup code; staff of that center fulfil it (the stock leaves, the hold is captured to the

@@ -1,0 +1,1 @@
+"""Activities: patrols and inspections staff publish, enrolment and the waitlist."""

@@ -1,0 +1,1 @@
+"""Inspections: checklists filed on site, findings that become reports."""

@@ -1,0 +1,1 @@
+"""Registrations: sign-up and approval, teams, service records, the leaderboard."""

@@ -1,0 +1,1 @@
+"""The category catalogue: what residents may report, complain about or bring to mediation."""

@@ -1,4 +1,4 @@
-"""Request and response bodies of the staff workbench: the queue, actions, registration, figures."""
+"""Request and response bodies of the staff workbench: the queue, actions, registration."""
 
 from __future__ import annotations
 

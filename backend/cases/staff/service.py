@@ -1,4 +1,4 @@
-"""The staff workbench: the case queue of an area, staff actions, registration, and figures.
+"""The staff workbench: the case queue of an area, staff actions, and registration by phone.
 
 Rules only (no HTTP). Every read is scoped in SQL to the caller's regions first, so a case
 elsewhere is "not found"; what the caller may do with a case they can see is checked after.

@@ -1,0 +1,1 @@
+"""Proceedings: sessions with private minutes, the agreement, no agreement with a referral."""

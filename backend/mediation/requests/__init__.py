@@ -1,0 +1,1 @@
+"""The one-click mediation request: invitations, consent, withdrawal, the parties' view."""

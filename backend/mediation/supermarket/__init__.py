@@ -1,0 +1,1 @@
+"""The mediation supermarket: studios, mediators, choosing a studio, supervision."""
