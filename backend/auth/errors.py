@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from backend.auth.principal import AUTH_ERRORS
 from backend.core.errors import Forbidden, NotFound, ShanzhiError, Unauthenticated
+from backend.core.pagination import CursorInvalid
+from backend.regions.errors import RegionNotFound
+from backend.wechat import errors as wechat_errors
 
 
 class RefreshTokenInvalid(Unauthenticated):
@@ -56,3 +60,27 @@ class AdminGrantTooHigh(Forbidden):
         "zh-CN": "管理员只能在自己管辖区域的下级区域任命管理员",
         "en": "An admin can only appoint admins for regions below their own",
     }
+
+
+WECHAT_ERRORS = (
+    wechat_errors.WechatCodeInvalid,
+    wechat_errors.WechatRateLimited,
+    wechat_errors.WechatUserBlocked,
+    wechat_errors.WechatBusy,
+    wechat_errors.WechatUnavailable,
+    wechat_errors.WechatMisconfigured,
+    wechat_errors.WechatTokenInvalid,
+    wechat_errors.WechatError,
+)
+
+
+# --- what each route answers (its `responses=`) ----------------------------------------
+
+LOGIN_WITH_WECHAT_ERRORS = (*WECHAT_ERRORS, AccountDisabled)
+REFRESH_TOKENS_ERRORS = (RefreshTokenInvalid, RefreshTokenReused, AccountDisabled)
+LOGOUT_ERRORS = ()
+GET_ME_ERRORS = (*AUTH_ERRORS,)
+BIND_PHONE_ERRORS = (*AUTH_ERRORS, *WECHAT_ERRORS)
+GRANT_ROLE_ERRORS = (*AUTH_ERRORS, RegionNotFound, UserNotFound, GrantDuplicate, AdminGrantTooHigh)
+LIST_ROLE_GRANTS_ERRORS = (*AUTH_ERRORS, RegionNotFound, CursorInvalid)
+REVOKE_ROLE_ERRORS = (*AUTH_ERRORS, GrantNotFound, AdminGrantTooHigh, Forbidden)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from backend.auth import errors, service
 from backend.auth.models import RoleGrant, User
-from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
+from backend.auth.principal import CurrentPrincipal
 from backend.auth.schemas import (
     Me,
     PhoneBinding,
@@ -23,30 +23,16 @@ from backend.auth.schemas import (
 from backend.core.clock import now
 from backend.core.database import SessionDep
 from backend.core.deps import PersonalDataDep, SettingsDep, WechatDep
-from backend.core.errors import Forbidden, problem_responses
+from backend.core.errors import problem_responses
 from backend.core.pagination import (
-    CursorInvalid,
     CursorParam,
     LimitParam,
     Page,
     cut_page,
     decode_cursor,
 )
-from backend.regions.errors import RegionNotFound
-from backend.wechat import errors as wechat_errors
 
 router = APIRouter(tags=["auth"])
-
-WECHAT_ERRORS = (
-    wechat_errors.WechatCodeInvalid,
-    wechat_errors.WechatRateLimited,
-    wechat_errors.WechatUserBlocked,
-    wechat_errors.WechatBusy,
-    wechat_errors.WechatUnavailable,
-    wechat_errors.WechatMisconfigured,
-    wechat_errors.WechatTokenInvalid,
-    wechat_errors.WechatError,
-)
 
 
 async def _me(session: SessionDep, user_id: uuid.UUID) -> Me:
@@ -80,7 +66,7 @@ async def _token_pair(session: SessionDep, issued: service.IssuedTokens) -> Toke
     "/auth/wechat/login",
     operation_id="login_with_wechat",
     response_model=TokenPair,
-    responses=problem_responses(*WECHAT_ERRORS, errors.AccountDisabled),
+    responses=problem_responses(*errors.LOGIN_WITH_WECHAT_ERRORS),
 )
 async def login_with_wechat(
     body: WechatLogin,
@@ -97,9 +83,7 @@ async def login_with_wechat(
     "/auth/refresh",
     operation_id="refresh_tokens",
     response_model=TokenPair,
-    responses=problem_responses(
-        errors.RefreshTokenInvalid, errors.RefreshTokenReused, errors.AccountDisabled
-    ),
+    responses=problem_responses(*errors.REFRESH_TOKENS_ERRORS),
 )
 async def refresh_tokens(
     body: RefreshRequest,
@@ -116,7 +100,7 @@ async def refresh_tokens(
     operation_id="logout",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(),
+    responses=problem_responses(*errors.LOGOUT_ERRORS),
 )
 async def logout(body: RefreshRequest, session: SessionDep) -> Response:
     """End this login: its refresh token (and every one rotated from it) stops working."""
@@ -128,7 +112,7 @@ async def logout(body: RefreshRequest, session: SessionDep) -> Response:
     "/me",
     operation_id="get_me",
     response_model=Me,
-    responses=problem_responses(*AUTH_ERRORS),
+    responses=problem_responses(*errors.GET_ME_ERRORS),
 )
 async def get_me(principal: CurrentPrincipal, session: SessionDep) -> Me:
     """The caller's profile: masked phone and the roles they hold on regions."""
@@ -139,7 +123,7 @@ async def get_me(principal: CurrentPrincipal, session: SessionDep) -> Me:
     "/me/phone",
     operation_id="bind_phone",
     response_model=Me,
-    responses=problem_responses(*AUTH_ERRORS, *WECHAT_ERRORS),
+    responses=problem_responses(*errors.BIND_PHONE_ERRORS),
 )
 async def bind_phone(
     body: PhoneBinding,
@@ -176,13 +160,7 @@ def _grant_out(grant: RoleGrant, user: User) -> RoleGrantOut:
     tags=["admin"],
     status_code=status.HTTP_201_CREATED,
     response_model=RoleGrantOut,
-    responses=problem_responses(
-        *AUTH_ERRORS,
-        RegionNotFound,
-        errors.UserNotFound,
-        errors.GrantDuplicate,
-        errors.AdminGrantTooHigh,
-    ),
+    responses=problem_responses(*errors.GRANT_ROLE_ERRORS),
 )
 async def grant_role(
     body: RoleGrantCreate, principal: CurrentPrincipal, session: SessionDep
@@ -204,7 +182,7 @@ async def grant_role(
     operation_id="list_role_grants",
     tags=["admin"],
     response_model=Page[RoleGrantOut],
-    responses=problem_responses(*AUTH_ERRORS, RegionNotFound, CursorInvalid),
+    responses=problem_responses(*errors.LIST_ROLE_GRANTS_ERRORS),
 )
 async def list_role_grants(
     principal: CurrentPrincipal,
@@ -227,9 +205,7 @@ async def list_role_grants(
     tags=["admin"],
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(
-        *AUTH_ERRORS, errors.GrantNotFound, errors.AdminGrantTooHigh, Forbidden
-    ),
+    responses=problem_responses(*errors.REVOKE_ROLE_ERRORS),
 )
 async def revoke_role(
     grant_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep

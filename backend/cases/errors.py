@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from backend.auth.principal import AUTH_ERRORS
 from backend.core.errors import NotFound, ShanzhiError
+from backend.core.pagination import CursorInvalid
 
 
 class CaseNotFound(NotFound):
@@ -104,3 +106,26 @@ class ReopenWindowPassed(ShanzhiError):
         "en": "More than {days} days have passed since the case was resolved; it can no "
         "longer be reopened, submit a new one if the problem remains",
     }
+
+
+# --- what each route answers (its `responses=`) ----------------------------------------
+
+LIST_MY_CASES_ERRORS = (*AUTH_ERRORS, CursorInvalid)
+GET_CASE_ERRORS = (*AUTH_ERRORS, CaseNotFound)
+SUPPORT_CASE_ERRORS = (*AUTH_ERRORS, CaseNotFound, CannotSupportOwnCase, CaseNotOpen)
+RATE_CASE_ERRORS = (
+    *AUTH_ERRORS,
+    CaseNotFound,
+    NotReporter,
+    CaseTransitionNotAllowed,
+    AlreadyRated,
+    CaseChangedMeanwhile,
+)
+REOPEN_CASE_ERRORS = (
+    *AUTH_ERRORS,
+    CaseNotFound,
+    NotReporter,
+    CaseTransitionNotAllowed,
+    ReopenWindowPassed,
+    CaseChangedMeanwhile,
+)

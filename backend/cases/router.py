@@ -8,20 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response, status
 
 from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
+from backend.cases import errors, schemas, service
 from backend.cases import queries as cases_queries
-from backend.cases import schemas, service
 from backend.cases.errors import (
-    AlreadyRated,
-    CannotSupportOwnCase,
-    CaseChangedMeanwhile,
-    CaseNotFound,
-    CaseNotOpen,
-    CaseTransitionNotAllowed,
     CategoryInvalid,
     IdempotencyConflict,
-    NotReporter,
     OutsideServiceArea,
-    ReopenWindowPassed,
 )
 from backend.cases.models import CaseKind, CaseState
 from backend.core.database import SessionDep
@@ -29,7 +21,6 @@ from backend.core.deps import GridMapDep, SettingsDep, StoreDep
 from backend.core.errors import problem_responses
 from backend.core.idempotency import KEY_ERRORS, created_or_replayed, replayable
 from backend.core.pagination import (
-    CursorInvalid,
     CursorParam,
     LimitParam,
     Page,
@@ -154,7 +145,7 @@ async def submit_complaint(
     operation_id="list_my_cases",
     summary="List my reports and complaints",
     response_model=Page[schemas.CaseListItem],
-    responses=problem_responses(*AUTH_ERRORS, CursorInvalid),
+    responses=problem_responses(*errors.LIST_MY_CASES_ERRORS),
 )
 async def list_my_cases(
     session: SessionDep,
@@ -176,7 +167,7 @@ async def list_my_cases(
     operation_id="get_case",
     summary="Read a case with its timeline and attachments",
     response_model=schemas.CaseOut,
-    responses=problem_responses(*AUTH_ERRORS, CaseNotFound),
+    responses=problem_responses(*errors.GET_CASE_ERRORS),
 )
 async def get_case(
     case_id: uuid.UUID, session: SessionDep, store: StoreDep, principal: CurrentPrincipal
@@ -196,7 +187,7 @@ async def get_case(
     operation_id="support_case",
     summary="Add my +1 to an open case",
     response_model=schemas.SupportOut,
-    responses=problem_responses(*AUTH_ERRORS, CaseNotFound, CannotSupportOwnCase, CaseNotOpen),
+    responses=problem_responses(*errors.SUPPORT_CASE_ERRORS),
 )
 async def support_case(
     case_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -213,14 +204,7 @@ async def support_case(
     operation_id="rate_case",
     summary="Rate a resolved case, which closes it",
     response_model=schemas.CaseOut,
-    responses=problem_responses(
-        *AUTH_ERRORS,
-        CaseNotFound,
-        NotReporter,
-        CaseTransitionNotAllowed,
-        AlreadyRated,
-        CaseChangedMeanwhile,
-    ),
+    responses=problem_responses(*errors.RATE_CASE_ERRORS),
 )
 async def rate_case(
     case_id: uuid.UUID,
@@ -241,14 +225,7 @@ async def rate_case(
     operation_id="reopen_case",
     summary="Reopen a resolved or closed case",
     response_model=schemas.CaseOut,
-    responses=problem_responses(
-        *AUTH_ERRORS,
-        CaseNotFound,
-        NotReporter,
-        CaseTransitionNotAllowed,
-        ReopenWindowPassed,
-        CaseChangedMeanwhile,
-    ),
+    responses=problem_responses(*errors.REOPEN_CASE_ERRORS),
 )
 async def reopen_case(
     case_id: uuid.UUID,

@@ -6,7 +6,30 @@ from typing import Any
 
 from backend.core.errors import NotFound, ShanzhiError
 from backend.mediation.models import MediationState
-from backend.mediation.requests.errors import STATE_EN, STATE_ZH
+
+# How a mediation's state reads in a message.
+STATE_ZH: dict[MediationState, str] = {
+    MediationState.awaiting_consent: "等待对方同意调解",
+    MediationState.awaiting_mediator: "等待分配调解员",
+    MediationState.assigned: "已分配调解员",
+    MediationState.in_session: "调解中",
+    MediationState.agreement_pending: "调解协议待确认",
+    MediationState.concluded: "已达成调解协议",
+    MediationState.no_agreement: "调解未达成协议",
+    MediationState.withdrawn: "申请人已撤回",
+    MediationState.not_mediated: "未进入调解",
+}
+STATE_EN: dict[MediationState, str] = {
+    MediationState.awaiting_consent: "waiting for the other side's consent",
+    MediationState.awaiting_mediator: "waiting for a mediator",
+    MediationState.assigned: "assigned to a mediator",
+    MediationState.in_session: "in session",
+    MediationState.agreement_pending: "waiting for the parties to confirm the agreement",
+    MediationState.concluded: "concluded with an agreement",
+    MediationState.no_agreement: "ended without agreement",
+    MediationState.withdrawn: "withdrawn by the applicant",
+    MediationState.not_mediated: "not mediated",
+}
 
 
 class InState(ShanzhiError):

@@ -14,3 +14,8 @@ class NotReady(ServiceUnavailable):
 
 
 READINESS_ERRORS = (NotReady,)
+
+
+# --- what each route answers (its `responses=`) ----------------------------------------
+
+READINESS_ERRORS = (*READINESS_ERRORS,)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from backend.core.errors import ShanzhiError
+from backend.auth.principal import AUTH_ERRORS
+from backend.core.errors import Forbidden, ShanzhiError
 from backend.core.i18n import Language
 
 
@@ -97,3 +98,20 @@ class GridImportInvalid(ShanzhiError):
             "truncated": len(self.issues) > len(listed),
             "invalid_features": [issue.as_json() for issue in listed],
         }
+
+
+STAFF_ERRORS = (*AUTH_ERRORS, Forbidden)
+
+
+# --- what each route answers (its `responses=`) ----------------------------------------
+
+LOCATE_GRID_ERRORS = (OutsideGrids,)
+GET_REGION_ERRORS = (RegionNotFound,)
+CREATE_REGION_ERRORS = (
+    *STAFF_ERRORS,
+    RegionNotFound,
+    RegionDuplicate,
+    InvalidLevel,
+    InvalidBoundary,
+)
+UPDATE_REGION_ERRORS = (*STAFF_ERRORS, RegionNotFound, InvalidBoundary)

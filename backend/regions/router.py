@@ -6,21 +6,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, status
 
-from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
+from backend.auth.principal import CurrentPrincipal
 from backend.core.database import SessionDep
 from backend.core.deps import GridMapDep
-from backend.core.errors import Forbidden, problem_responses
-from backend.regions import grid_import, schemas
+from backend.core.errors import problem_responses
+from backend.regions import errors, grid_import, schemas
 from backend.regions import service as regions_service
 from backend.regions.coords import CoordSystem
 from backend.regions.errors import (
     GridImportInvalid,
     ImportTooLarge,
-    InvalidBoundary,
-    InvalidLevel,
-    OutsideGrids,
-    RegionDuplicate,
-    RegionNotFound,
 )
 
 router = APIRouter(prefix="/regions", tags=["regions"])
@@ -40,7 +35,6 @@ AdminCoord = Annotated[
     CoordSystem,
     Query(description="Coordinate system of the boundaries sent: `wgs84` or `gcj02`."),
 ]
-_AUTH_ERRORS = (*AUTH_ERRORS, Forbidden)
 
 
 @router.get(
@@ -48,7 +42,7 @@ _AUTH_ERRORS = (*AUTH_ERRORS, Forbidden)
     operation_id="locate_grid",
     summary="Find the grid containing a point",
     response_model=schemas.LocateResult,
-    responses=problem_responses(OutsideGrids),
+    responses=problem_responses(*errors.LOCATE_GRID_ERRORS),
 )
 async def locate_grid(
     grid_map: GridMapDep,
@@ -79,7 +73,7 @@ async def locate_grid(
     operation_id="get_region",
     summary="Read a region with its ancestors and children",
     response_model=schemas.RegionDetail,
-    responses=problem_responses(RegionNotFound),
+    responses=problem_responses(*errors.GET_REGION_ERRORS),
 )
 async def get_region(
     session: SessionDep,
@@ -98,9 +92,7 @@ async def get_region(
     summary="Create a region under a parent",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.RegionDetail,
-    responses=problem_responses(
-        *_AUTH_ERRORS, RegionNotFound, RegionDuplicate, InvalidLevel, InvalidBoundary
-    ),
+    responses=problem_responses(*errors.CREATE_REGION_ERRORS),
 )
 async def create_region(
     session: SessionDep,
@@ -118,7 +110,7 @@ async def create_region(
     operation_id="update_region",
     summary="Rename a region or replace its boundary",
     response_model=schemas.RegionDetail,
-    responses=problem_responses(*_AUTH_ERRORS, RegionNotFound, InvalidBoundary),
+    responses=problem_responses(*errors.UPDATE_REGION_ERRORS),
 )
 async def update_region(
     session: SessionDep,
@@ -133,7 +125,7 @@ async def update_region(
 
 
 def _import_responses() -> dict[int | str, dict[str, Any]]:
-    responses = problem_responses(*_AUTH_ERRORS, ImportTooLarge, GridImportInvalid)
+    responses = problem_responses(*errors.STAFF_ERRORS, ImportTooLarge, GridImportInvalid)
     # The 422 body lists the bad features: document its extra members.
     responses[422]["model"] = schemas.GridImportProblem
     return responses

@@ -17,3 +17,8 @@ class StatsPeriodInvalid(ShanzhiError):
 
 
 STATS_ERRORS = (*AUTH_ERRORS, Forbidden, RegionNotFound, StatsPeriodInvalid)
+
+
+# --- what each route answers (its `responses=`) ----------------------------------------
+
+GET_CASE_STATS_ERRORS = (*STATS_ERRORS,)

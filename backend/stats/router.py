@@ -25,7 +25,7 @@ STATS_DEFAULT_DAYS = 30
     "/stats",
     operation_id="get_case_stats",
     response_model=CaseStats,
-    responses=problem_responses(*errors.STATS_ERRORS),
+    responses=problem_responses(*errors.GET_CASE_STATS_ERRORS),
 )
 async def get_case_stats(
     principal: CurrentPrincipal,

@@ -9,7 +9,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from backend.auth.principal import AUTH_ERRORS
 from backend.core.errors import ShanzhiError
+from backend.core.ratelimit import RateLimited
 
 
 class UploadTypeNotAllowed(ShanzhiError):
@@ -149,3 +151,9 @@ CLAIM_ERRORS: tuple[type[ShanzhiError], ...] = (
     UploadDuplicate,
     StorageUnavailable,
 )
+
+
+# --- what each route answers (its `responses=`) ----------------------------------------
+
+CREATE_UPLOAD_ERRORS = (*AUTH_ERRORS, RateLimited, UploadTypeNotAllowed, UploadTooLarge)
+GET_UPLOAD_ERRORS = (*AUTH_ERRORS, UploadNotFound, StorageUnavailable)

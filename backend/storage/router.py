@@ -8,19 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
-from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
+from backend.auth.principal import CurrentPrincipal, RateLimit
 from backend.core.database import SessionDep
 from backend.core.deps import SettingsDep, StoreDep
 from backend.core.errors import problem_responses
-from backend.core.ratelimit import RateLimited
-from backend.storage import schemas
+from backend.storage import errors, schemas
 from backend.storage import service as storage_service
-from backend.storage.errors import (
-    StorageUnavailable,
-    UploadNotFound,
-    UploadTooLarge,
-    UploadTypeNotAllowed,
-)
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
 
@@ -31,7 +24,7 @@ router = APIRouter(prefix="/uploads", tags=["uploads"])
     summary="Get a presigned form to upload a photo or video",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.UploadTicket,
-    responses=problem_responses(*AUTH_ERRORS, RateLimited, UploadTypeNotAllowed, UploadTooLarge),
+    responses=problem_responses(*errors.CREATE_UPLOAD_ERRORS),
 )
 async def create_upload(
     body: schemas.UploadCreate,
@@ -72,7 +65,7 @@ async def create_upload(
     operation_id="get_upload",
     summary="Read one of my uploads",
     response_model=schemas.UploadOut,
-    responses=problem_responses(*AUTH_ERRORS, UploadNotFound, StorageUnavailable),
+    responses=problem_responses(*errors.GET_UPLOAD_ERRORS),
 )
 async def get_upload(
     upload_id: Annotated[uuid.UUID, Path(description="The upload's id.")],

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from backend.auth.principal import AUTH_ERRORS
 from backend.core.errors import NotFound, ShanzhiError
+from backend.core.pagination import CursorInvalid
 
 # --- the ledger --------------------------------------------------------------------------
 
@@ -98,3 +100,11 @@ class EarningRuleDuplicate(ShanzhiError):
         "zh-CN": "活动类型 {activity_type} 出现了不止一次",
         "en": "The activity type {activity_type} appears more than once",
     }
+
+
+# --- what each route answers (its `responses=`) ----------------------------------------
+
+GET_POINTS_BALANCE_ERRORS = (*AUTH_ERRORS,)
+LIST_POINTS_ENTRIES_ERRORS = (*AUTH_ERRORS, CursorInvalid)
+LIST_EARNING_RULES_ERRORS = (*AUTH_ERRORS, EarningRulesAdminOnly)
+REPLACE_EARNING_RULES_ERRORS = (*AUTH_ERRORS, EarningRulesAdminOnly, EarningRuleDuplicate)

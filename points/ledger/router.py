@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
+from backend.auth.principal import CurrentPrincipal
 from backend.core.database import SessionDep
 from backend.core.errors import problem_responses
 from backend.core.pagination import (
-    CursorInvalid,
     CursorParam,
     LimitParam,
     Page,
     cut_page,
     decode_cursor,
 )
-from points.ledger import earning_rules, schemas
+from points.ledger import earning_rules, errors, schemas
 from points.ledger import queries as ledger_queries
-from points.ledger.errors import EarningRuleDuplicate, EarningRulesAdminOnly
 
 router = APIRouter()
 
@@ -28,7 +26,7 @@ router = APIRouter()
     summary="My points: available, held and expiring soon",
     tags=["points"],
     response_model=schemas.BalanceOut,
-    responses=problem_responses(*AUTH_ERRORS),
+    responses=problem_responses(*errors.GET_POINTS_BALANCE_ERRORS),
 )
 async def get_points_balance(
     session: SessionDep, principal: CurrentPrincipal
@@ -50,7 +48,7 @@ async def get_points_balance(
     summary="My points statement, newest first",
     tags=["points"],
     response_model=Page[schemas.EntryOut],
-    responses=problem_responses(*AUTH_ERRORS, CursorInvalid),
+    responses=problem_responses(*errors.LIST_POINTS_ENTRIES_ERRORS),
 )
 async def list_points_entries(
     session: SessionDep,
@@ -90,7 +88,7 @@ async def list_points_entries(
     summary="List the earning rules",
     tags=["admin"],
     response_model=list[schemas.EarningRuleOut],
-    responses=problem_responses(*AUTH_ERRORS, EarningRulesAdminOnly),
+    responses=problem_responses(*errors.LIST_EARNING_RULES_ERRORS),
 )
 async def list_earning_rules(
     session: SessionDep, principal: CurrentPrincipal
@@ -108,7 +106,7 @@ async def list_earning_rules(
     summary="Set the earning rules",
     tags=["admin"],
     response_model=list[schemas.EarningRuleOut],
-    responses=problem_responses(*AUTH_ERRORS, EarningRulesAdminOnly, EarningRuleDuplicate),
+    responses=problem_responses(*errors.REPLACE_EARNING_RULES_ERRORS),
 )
 async def replace_earning_rules(
     body: schemas.EarningRulesIn, session: SessionDep, principal: CurrentPrincipal

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from backend.auth.principal import AUTH_ERRORS
 from backend.core.errors import NotFound, ShanzhiError
+from backend.core.idempotency import KEY_ERRORS
+from backend.core.pagination import CursorInvalid
+from backend.core.ratelimit import RateLimited
+from backend.regions.errors import RegionNotFound
+from backend.storage.errors import CLAIM_ERRORS
+from points.ledger.errors import IdempotencyConflict, InsufficientBalance
 
 # --- rewards and redemptions ---------------------------------------------------------------
 
@@ -165,3 +172,55 @@ class ExportPeriodInvalid(ShanzhiError):
         "zh-CN": "导出时段的开始时间须早于结束时间，且不超过一年",
         "en": "The period must start before it ends and span at most a year",
     }
+
+
+ADMIN_ERRORS = (*AUTH_ERRORS, CatalogAdminOnly)
+
+RETRY_ERRORS = (*KEY_ERRORS, IdempotencyConflict)
+
+REDEEM_ERRORS = (
+    RewardNotFound,
+    ServiceCenterNotFound,
+    ServiceCenterClosed,
+    RewardNotAvailable,
+    RedemptionLimitReached,
+    OutOfStock,
+    InsufficientBalance,
+)
+
+
+# --- what each route answers (its `responses=`) ----------------------------------------
+
+LIST_REWARDS_ERRORS = (*AUTH_ERRORS, ServiceCenterNotFound, CatalogQueryInvalid)
+CREATE_REDEMPTION_ERRORS = (*AUTH_ERRORS, RateLimited, *RETRY_ERRORS, *REDEEM_ERRORS)
+LIST_MY_REDEMPTIONS_ERRORS = (*AUTH_ERRORS, CursorInvalid)
+GET_REDEMPTION_ERRORS = (*AUTH_ERRORS, RedemptionNotFound)
+CANCEL_REDEMPTION_ERRORS = (*AUTH_ERRORS, RedemptionNotFound, RedemptionNotPending)
+GET_MEMBER_CODE_ERRORS = (*AUTH_ERRORS,)
+FULFIL_REDEMPTION_ERRORS = (
+    *AUTH_ERRORS,
+    RateLimited,
+    RedemptionNotFound,
+    RedemptionNotPending,
+    OwnRedemption,
+)
+CREATE_COUNTER_REDEMPTION_ERRORS = (
+    *AUTH_ERRORS,
+    RateLimited,
+    *RETRY_ERRORS,
+    MemberCodeInvalid,
+    MemberCodeExpired,
+    OwnRedemption,
+    *REDEEM_ERRORS,
+)
+LIST_SERVICE_CENTERS_ERRORS = (*ADMIN_ERRORS, CursorInvalid)
+CREATE_SERVICE_CENTER_ERRORS = (
+    *ADMIN_ERRORS,
+    RegionNotFound,
+    ServiceCenterRegionInvalid,
+    ServiceCenterCodeTaken,
+)
+UPDATE_SERVICE_CENTER_ERRORS = (*ADMIN_ERRORS, ServiceCenterNotFound)
+LIST_ADMIN_REWARDS_ERRORS = (*ADMIN_ERRORS, CursorInvalid)
+CREATE_REWARD_ERRORS = (*ADMIN_ERRORS, RegionNotFound, RewardWindowInvalid, *CLAIM_ERRORS)
+UPDATE_REWARD_ERRORS = (*ADMIN_ERRORS, RewardNotFound, RewardWindowInvalid, *CLAIM_ERRORS)

@@ -16,60 +16,28 @@ from backend.core.config import Settings
 from backend.core.database import SessionDep
 from backend.core.deps import SettingsDep, StoreDep
 from backend.core.errors import problem_responses
-from backend.core.idempotency import KEY_ERRORS, REPLAY_HEADER_DOC, created_or_replayed, replayable
+from backend.core.idempotency import REPLAY_HEADER_DOC, created_or_replayed, replayable
 from backend.core.pagination import (
-    CursorInvalid,
     CursorParam,
     LimitParam,
     Page,
     cut_page,
     decode_cursor,
 )
-from backend.core.ratelimit import RateLimited
 from backend.regions.coords import CoordSystem
-from backend.regions.errors import RegionNotFound
 from backend.regions.schemas import LocationIn
-from backend.storage.errors import CLAIM_ERRORS
-from points.ledger.errors import IdempotencyConflict, InsufficientBalance
 from points.models import RedemptionState
-from points.redemption import catalog, codes, export, schemas, service
+from points.redemption import catalog, codes, errors, export, schemas, service
 from points.redemption.errors import (
-    CatalogAdminOnly,
     CatalogQueryInvalid,
     ExportPeriodInvalid,
-    MemberCodeExpired,
-    MemberCodeInvalid,
-    OutOfStock,
-    OwnRedemption,
-    RedemptionLimitReached,
-    RedemptionNotFound,
-    RedemptionNotPending,
-    RewardNotAvailable,
     RewardNotFound,
     RewardNotOfferedHere,
-    RewardWindowInvalid,
-    ServiceCenterClosed,
-    ServiceCenterCodeTaken,
     ServiceCenterNotFound,
-    ServiceCenterRegionInvalid,
     StockBelowReserved,
 )
 
 router = APIRouter()
-
-
-_KEY_ERRORS = (*KEY_ERRORS, IdempotencyConflict)
-
-
-_REDEEM_ERRORS = (
-    RewardNotFound,
-    ServiceCenterNotFound,
-    ServiceCenterClosed,
-    RewardNotAvailable,
-    RedemptionLimitReached,
-    OutOfStock,
-    InsufficientBalance,
-)
 
 
 IdempotencyKey = Annotated[
@@ -105,7 +73,7 @@ def _signer(settings: Settings) -> codes.Signer:
     tags=["points"],
     summary="Rewards at a service center, or at the centers near me",
     response_model=schemas.Catalog,
-    responses=problem_responses(*AUTH_ERRORS, ServiceCenterNotFound, CatalogQueryInvalid),
+    responses=problem_responses(*errors.LIST_REWARDS_ERRORS),
 )
 async def list_rewards(
     session: SessionDep,
@@ -160,7 +128,7 @@ async def list_rewards(
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.RedemptionOut,
     responses=replayable(
-        (*AUTH_ERRORS, RateLimited, *_KEY_ERRORS, *_REDEEM_ERRORS),
+        errors.CREATE_REDEMPTION_ERRORS,
         schemas.RedemptionOut,
         "A retry: the redemption this Idempotency-Key made before",
     ),
@@ -200,7 +168,7 @@ async def create_redemption(
     tags=["points"],
     summary="List my redemptions",
     response_model=Page[schemas.RedemptionOut],
-    responses=problem_responses(*AUTH_ERRORS, CursorInvalid),
+    responses=problem_responses(*errors.LIST_MY_REDEMPTIONS_ERRORS),
 )
 async def list_my_redemptions(
     session: SessionDep,
@@ -228,7 +196,7 @@ async def list_my_redemptions(
     tags=["points"],
     summary="Read one of my redemptions",
     response_model=schemas.RedemptionOut,
-    responses=problem_responses(*AUTH_ERRORS, RedemptionNotFound),
+    responses=problem_responses(*errors.GET_REDEMPTION_ERRORS),
 )
 async def get_redemption(
     redemption_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -244,7 +212,7 @@ async def get_redemption(
     tags=["points"],
     summary="Cancel my redemption before pickup",
     response_model=schemas.RedemptionOut,
-    responses=problem_responses(*AUTH_ERRORS, RedemptionNotFound, RedemptionNotPending),
+    responses=problem_responses(*errors.CANCEL_REDEMPTION_ERRORS),
 )
 async def cancel_redemption(
     redemption_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -263,7 +231,7 @@ async def cancel_redemption(
     tags=["points"],
     summary="My rotating member code for redeeming at the counter",
     response_model=schemas.MemberCodeOut,
-    responses=problem_responses(*AUTH_ERRORS),
+    responses=problem_responses(*errors.GET_MEMBER_CODE_ERRORS),
 )
 async def get_member_code(
     response: Response, principal: CurrentPrincipal, settings: SettingsDep
@@ -289,9 +257,7 @@ async def get_member_code(
     tags=["staff"],
     summary="Hand out a reserved reward against its pickup code or QR",
     response_model=schemas.RedemptionOut,
-    responses=problem_responses(
-        *AUTH_ERRORS, RateLimited, RedemptionNotFound, RedemptionNotPending, OwnRedemption
-    ),
+    responses=problem_responses(*errors.FULFIL_REDEMPTION_ERRORS),
 )
 async def fulfil_redemption(
     code: PickupCode,
@@ -327,15 +293,7 @@ async def fulfil_redemption(
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.RedemptionOut,
     responses=replayable(
-        (
-            *AUTH_ERRORS,
-            RateLimited,
-            *_KEY_ERRORS,
-            MemberCodeInvalid,
-            MemberCodeExpired,
-            OwnRedemption,
-            *_REDEEM_ERRORS,
-        ),
+        errors.CREATE_COUNTER_REDEMPTION_ERRORS,
         schemas.RedemptionOut,
         "A retry: the redemption this Idempotency-Key made before",
     ),
@@ -432,8 +390,6 @@ def _days_before(moment: Any, days: int) -> Any:
 
 # --- administration ------------------------------------------------------------------------
 
-_ADMIN_ERRORS = (*AUTH_ERRORS, CatalogAdminOnly)
-
 
 @router.get(
     "/admin/service-centers",
@@ -441,7 +397,7 @@ _ADMIN_ERRORS = (*AUTH_ERRORS, CatalogAdminOnly)
     tags=["admin"],
     summary="List the service centers in my regions",
     response_model=Page[schemas.ServiceCenterOut],
-    responses=problem_responses(*_ADMIN_ERRORS, CursorInvalid),
+    responses=problem_responses(*errors.LIST_SERVICE_CENTERS_ERRORS),
 )
 async def list_service_centers(
     session: SessionDep,
@@ -467,9 +423,7 @@ async def list_service_centers(
     summary="Open a service center",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.ServiceCenterOut,
-    responses=problem_responses(
-        *_ADMIN_ERRORS, RegionNotFound, ServiceCenterRegionInvalid, ServiceCenterCodeTaken
-    ),
+    responses=problem_responses(*errors.CREATE_SERVICE_CENTER_ERRORS),
 )
 async def create_service_center(
     body: schemas.ServiceCenterCreate, session: SessionDep, principal: CurrentPrincipal
@@ -484,7 +438,7 @@ async def create_service_center(
     tags=["admin"],
     summary="Change a service center",
     response_model=schemas.ServiceCenterOut,
-    responses=problem_responses(*_ADMIN_ERRORS, ServiceCenterNotFound),
+    responses=problem_responses(*errors.UPDATE_SERVICE_CENTER_ERRORS),
 )
 async def update_service_center(
     center_id: uuid.UUID,
@@ -503,7 +457,7 @@ async def update_service_center(
     tags=["admin"],
     summary="List the rewards in my regions",
     response_model=Page[schemas.RewardOut],
-    responses=problem_responses(*_ADMIN_ERRORS, CursorInvalid),
+    responses=problem_responses(*errors.LIST_ADMIN_REWARDS_ERRORS),
 )
 async def list_admin_rewards(
     session: SessionDep,
@@ -531,7 +485,7 @@ async def list_admin_rewards(
     summary="Add a reward to the catalog",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.RewardOut,
-    responses=problem_responses(*_ADMIN_ERRORS, RegionNotFound, RewardWindowInvalid, *CLAIM_ERRORS),
+    responses=problem_responses(*errors.CREATE_REWARD_ERRORS),
 )
 async def create_reward(
     body: schemas.RewardCreate,
@@ -551,7 +505,7 @@ async def create_reward(
     tags=["admin"],
     summary="Change a reward",
     response_model=schemas.RewardOut,
-    responses=problem_responses(*_ADMIN_ERRORS, RewardNotFound, RewardWindowInvalid, *CLAIM_ERRORS),
+    responses=problem_responses(*errors.UPDATE_REWARD_ERRORS),
 )
 async def update_reward(
     reward_id: uuid.UUID,
@@ -579,8 +533,8 @@ async def update_reward(
             "headers": REPLAY_HEADER_DOC,
         },
         **problem_responses(
-            *_ADMIN_ERRORS,
-            *_KEY_ERRORS,
+            *errors.ADMIN_ERRORS,
+            *errors.RETRY_ERRORS,
             RewardNotFound,
             ServiceCenterNotFound,
             RewardNotOfferedHere,

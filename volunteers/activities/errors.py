@@ -6,7 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from backend.core.errors import NotFound, ShanzhiError
+from backend.auth.principal import AUTH_ERRORS
+from backend.core.errors import Forbidden, NotFound, ShanzhiError
+from backend.core.idempotency import KEY_ERRORS
+from backend.core.pagination import CursorInvalid
+from backend.regions.errors import RegionNotFound
+from volunteers.errors import ActivityNotFound, NotSignedUp, TeamNotFound, VolunteerNotApproved
 
 # --- staff managing activities -------------------------------------------------------------
 
@@ -215,3 +220,57 @@ class EnrolmentNotCancellable(ShanzhiError):
         "zh-CN": "活动已结束（{state_zh}），不能再取消报名",
         "en": "The activity is over ({state}); the enrolment can no longer be cancelled",
     }
+
+
+MANAGE_ERRORS = (*AUTH_ERRORS, ActivityManagersOnly, ActivityNotFound)
+
+SHAPE_ERRORS = (
+    RegionNotFound,
+    OrganiserOutsideScope,
+    OrganiserNotCommunity,
+    TeamNotFound,
+    FenceInvalid,
+    WindowInvalid,
+)
+
+
+# --- what each route answers (its `responses=`) ----------------------------------------
+
+CREATE_ACTIVITY_ERRORS = (
+    *AUTH_ERRORS,
+    *KEY_ERRORS,
+    ActivityManagersOnly,
+    ActivityIdempotencyConflict,
+    *SHAPE_ERRORS,
+)
+LIST_STAFF_ACTIVITIES_ERRORS = (*AUTH_ERRORS, Forbidden, CursorInvalid, PeriodInvalid)
+GET_STAFF_ACTIVITY_ERRORS = (*AUTH_ERRORS, Forbidden, ActivityNotFound)
+UPDATE_ACTIVITY_ERRORS = (
+    *MANAGE_ERRORS,
+    *SHAPE_ERRORS,
+    NotEditable,
+    FieldsLocked,
+    CapacityBelowEnrolled,
+    EndNotLater,
+)
+PUBLISH_ACTIVITY_ERRORS = (*MANAGE_ERRORS, IllegalTransition, StartPassed)
+CANCEL_ACTIVITY_ERRORS = (*MANAGE_ERRORS, IllegalTransition)
+FINISH_ACTIVITY_ERRORS = (*MANAGE_ERRORS, IllegalTransition, NotStarted)
+LIST_ACTIVITY_ENROLMENTS_ERRORS = (*AUTH_ERRORS, Forbidden, ActivityNotFound, CursorInvalid)
+LIST_ACTIVITIES_ERRORS = (*AUTH_ERRORS, PlaceRequired, RegionNotFound, CursorInvalid)
+GET_ACTIVITY_ERRORS = (*AUTH_ERRORS, ActivityNotFound)
+ENROL_IN_ACTIVITY_ERRORS = (
+    *AUTH_ERRORS,
+    NotSignedUp,
+    VolunteerNotApproved,
+    ActivityNotFound,
+    TeamOnly,
+    EnrolmentClosed,
+)
+CANCEL_ENROLMENT_ERRORS = (
+    *AUTH_ERRORS,
+    EnrolmentNotFound,
+    TooLateToCancel,
+    EnrolmentNotCancellable,
+)
+LIST_MY_ENROLMENTS_ERRORS = (*AUTH_ERRORS, NotSignedUp, CursorInvalid)

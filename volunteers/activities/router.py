@@ -11,61 +11,19 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import AwareDatetime
 
-from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
+from backend.auth.principal import CurrentPrincipal
 from backend.core.database import SessionDep
 from backend.core.deps import SettingsDep
-from backend.core.errors import Forbidden, problem_responses
-from backend.core.idempotency import KEY_ERRORS, created_or_replayed, replayable
-from backend.core.pagination import CursorInvalid, CursorParam, LimitParam, Page, decode_cursor
+from backend.core.errors import problem_responses
+from backend.core.idempotency import created_or_replayed, replayable
+from backend.core.pagination import CursorParam, LimitParam, Page, decode_cursor
 from backend.regions.coords import CoordSystem
-from backend.regions.errors import RegionNotFound
 from backend.regions.schemas import CODE_PATTERN
 from volunteers.activities import enrolment as enrolment_service
-from volunteers.activities import queries, schemas, service
-from volunteers.activities.errors import (
-    ActivityIdempotencyConflict,
-    ActivityManagersOnly,
-    CapacityBelowEnrolled,
-    EndNotLater,
-    EnrolmentClosed,
-    EnrolmentNotCancellable,
-    EnrolmentNotFound,
-    FenceInvalid,
-    FieldsLocked,
-    IllegalTransition,
-    NotEditable,
-    NotStarted,
-    OrganiserNotCommunity,
-    OrganiserOutsideScope,
-    PeriodInvalid,
-    PlaceRequired,
-    StartPassed,
-    TeamOnly,
-    TooLateToCancel,
-    WindowInvalid,
-)
-from volunteers.errors import (
-    ActivityNotFound,
-    NotSignedUp,
-    TeamNotFound,
-    VolunteerNotApproved,
-)
+from volunteers.activities import errors, queries, schemas, service
 from volunteers.models import ActivityState, EnrolmentState
 
 router = APIRouter()
-
-
-_MANAGE_ERRORS = (*AUTH_ERRORS, ActivityManagersOnly, ActivityNotFound)
-
-
-_SHAPE_ERRORS = (
-    RegionNotFound,
-    OrganiserOutsideScope,
-    OrganiserNotCommunity,
-    TeamNotFound,
-    FenceInvalid,
-    WindowInvalid,
-)
 
 
 IdempotencyKey = Annotated[
@@ -89,13 +47,7 @@ IdempotencyKey = Annotated[
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.StaffActivityOut,
     responses=replayable(
-        (
-            *AUTH_ERRORS,
-            *KEY_ERRORS,
-            ActivityManagersOnly,
-            ActivityIdempotencyConflict,
-            *_SHAPE_ERRORS,
-        ),
+        errors.CREATE_ACTIVITY_ERRORS,
         schemas.StaffActivityOut,
         "A retry: the draft this Idempotency-Key made before",
     ),
@@ -125,7 +77,7 @@ async def create_activity(
     tags=["staff"],
     summary="Activities organised in my regions",
     response_model=Page[schemas.StaffActivityItem],
-    responses=problem_responses(*AUTH_ERRORS, Forbidden, CursorInvalid, PeriodInvalid),
+    responses=problem_responses(*errors.LIST_STAFF_ACTIVITIES_ERRORS),
 )
 async def list_staff_activities(
     session: SessionDep,
@@ -159,7 +111,7 @@ async def list_staff_activities(
     tags=["staff"],
     summary="An activity with its enrolment and attendance counts",
     response_model=schemas.StaffActivityOut,
-    responses=problem_responses(*AUTH_ERRORS, Forbidden, ActivityNotFound),
+    responses=problem_responses(*errors.GET_STAFF_ACTIVITY_ERRORS),
 )
 async def get_staff_activity(
     activity_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -175,14 +127,7 @@ async def get_staff_activity(
     tags=["staff"],
     summary="Change an activity",
     response_model=schemas.StaffActivityOut,
-    responses=problem_responses(
-        *_MANAGE_ERRORS,
-        *_SHAPE_ERRORS,
-        NotEditable,
-        FieldsLocked,
-        CapacityBelowEnrolled,
-        EndNotLater,
-    ),
+    responses=problem_responses(*errors.UPDATE_ACTIVITY_ERRORS),
 )
 async def update_activity(
     activity_id: uuid.UUID,
@@ -205,7 +150,7 @@ async def update_activity(
     tags=["staff"],
     summary="Publish a draft: volunteers can find it and enrol",
     response_model=schemas.StaffActivityOut,
-    responses=problem_responses(*_MANAGE_ERRORS, IllegalTransition, StartPassed),
+    responses=problem_responses(*errors.PUBLISH_ACTIVITY_ERRORS),
 )
 async def publish_activity(
     activity_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -222,7 +167,7 @@ async def publish_activity(
     tags=["staff"],
     summary="Cancel an activity; its volunteers see why",
     response_model=schemas.StaffActivityOut,
-    responses=problem_responses(*_MANAGE_ERRORS, IllegalTransition),
+    responses=problem_responses(*errors.CANCEL_ACTIVITY_ERRORS),
 )
 async def cancel_activity(
     activity_id: uuid.UUID,
@@ -244,7 +189,7 @@ async def cancel_activity(
     tags=["staff"],
     summary="Finish an activity now and record the no-shows",
     response_model=schemas.StaffActivityOut,
-    responses=problem_responses(*_MANAGE_ERRORS, IllegalTransition, NotStarted),
+    responses=problem_responses(*errors.FINISH_ACTIVITY_ERRORS),
 )
 async def finish_activity(
     activity_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -264,7 +209,7 @@ async def finish_activity(
     tags=["staff"],
     summary="An activity's roster: who holds a place, who waits",
     response_model=Page[schemas.StaffEnrolmentOut],
-    responses=problem_responses(*AUTH_ERRORS, Forbidden, ActivityNotFound, CursorInvalid),
+    responses=problem_responses(*errors.LIST_ACTIVITY_ENROLMENTS_ERRORS),
 )
 async def list_activity_enrolments(
     activity_id: uuid.UUID,
@@ -296,7 +241,7 @@ async def list_activity_enrolments(
     tags=["activities"],
     summary="Activities near me, or in a community, with the places left",
     response_model=Page[schemas.ActivityItem],
-    responses=problem_responses(*AUTH_ERRORS, PlaceRequired, RegionNotFound, CursorInvalid),
+    responses=problem_responses(*errors.LIST_ACTIVITIES_ERRORS),
 )
 async def list_activities(
     session: SessionDep,
@@ -355,7 +300,7 @@ async def list_activities(
     tags=["activities"],
     summary="An activity: where, when, the check-in area and the places left",
     response_model=schemas.ActivityOut,
-    responses=problem_responses(*AUTH_ERRORS, ActivityNotFound),
+    responses=problem_responses(*errors.GET_ACTIVITY_ERRORS),
 )
 async def get_activity(
     activity_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -374,14 +319,7 @@ async def get_activity(
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.EnrolmentOut,
     responses=replayable(
-        (
-            *AUTH_ERRORS,
-            NotSignedUp,
-            VolunteerNotApproved,
-            ActivityNotFound,
-            TeamOnly,
-            EnrolmentClosed,
-        ),
+        errors.ENROL_IN_ACTIVITY_ERRORS,
         schemas.EnrolmentOut,
         "Already enrolled or waiting: that enrolment, unchanged",
     ),
@@ -406,9 +344,7 @@ async def enrol_in_activity(
     tags=["activities"],
     summary="Cancel my enrolment; the first in the queue gets the place",
     response_model=schemas.EnrolmentOut,
-    responses=problem_responses(
-        *AUTH_ERRORS, EnrolmentNotFound, TooLateToCancel, EnrolmentNotCancellable
-    ),
+    responses=problem_responses(*errors.CANCEL_ENROLMENT_ERRORS),
 )
 async def cancel_enrolment(
     enrolment_id: uuid.UUID,
@@ -433,7 +369,7 @@ async def cancel_enrolment(
     tags=["activities"],
     summary="My enrolments, newest first",
     response_model=Page[schemas.EnrolmentOut],
-    responses=problem_responses(*AUTH_ERRORS, NotSignedUp, CursorInvalid),
+    responses=problem_responses(*errors.LIST_MY_ENROLMENTS_ERRORS),
 )
 async def list_my_enrolments(
     session: SessionDep,

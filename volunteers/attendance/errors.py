@@ -7,7 +7,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from backend.auth.principal import AUTH_ERRORS
 from backend.core.errors import Forbidden, ShanzhiError
+from backend.core.pagination import CursorInvalid
+from backend.core.ratelimit import RateLimited
+from volunteers.errors import (
+    ActivityNotFound,
+    AttendanceNotFound,
+    NotSignedUp,
+    VolunteerNotApproved,
+)
 
 # --- the code on the leader's screen --------------------------------------------------------
 
@@ -221,18 +230,18 @@ class IllegalTransition(ShanzhiError):
         super().__init__(
             state=state,
             action=action,
-            state_zh=_STATE_ZH.get(state, state),
-            action_zh=_ACTION_ZH.get(action, action),
+            state_zh=STATE_ZH.get(state, state),
+            action_zh=ACTION_ZH.get(action, action),
         )
 
     def extra(self) -> dict[str, Any]:
         return {"state": self.params["state"]}
 
 
-_STATE_ZH = {"verified": "核验通过", "rejected": "被驳回", "checked_in": "签到", "review": "待审核"}
+STATE_ZH = {"verified": "核验通过", "rejected": "被驳回", "checked_in": "签到", "review": "待审核"}
 
 
-_ACTION_ZH = {"approved": "核验通过", "rejected": "驳回"}
+ACTION_ZH = {"approved": "核验通过", "rejected": "驳回"}
 
 
 class MinutesOutsideWindow(ShanzhiError):
@@ -256,3 +265,40 @@ class OwnAttendance(Forbidden):
         "zh-CN": "不能审核自己的签到记录，请由其他工作人员审核",
         "en": "You cannot review your own attendance; another staff member must",
     }
+
+
+CODE_ERRORS = (CodeUnreadable, CodeExpired, CodeWrong)
+
+VOLUNTEER_ERRORS = (*AUTH_ERRORS, NotSignedUp, VolunteerNotApproved, ActivityNotFound)
+
+
+# --- what each route answers (its `responses=`) ----------------------------------------
+
+GET_CHECKIN_CODE_ERRORS = (*AUTH_ERRORS, ActivityNotFound, ActivityNotPublished, CodeClosed)
+CHECK_OUT_ERRORS = (
+    *VOLUNTEER_ERRORS,
+    RateLimited,
+    NotCheckedIn,
+    ActivityCancelled,
+    TooLate,
+    *CODE_ERRORS,
+)
+UPLOAD_TRACK_ERRORS = (
+    *VOLUNTEER_ERRORS,
+    RateLimited,
+    NotCheckedIn,
+    AlreadyCheckedOut,
+    TrackPointInFuture,
+    TrackPointTooEarly,
+)
+GET_MY_ATTENDANCE_ERRORS = (*AUTH_ERRORS, NotSignedUp, ActivityNotFound, AttendanceNotFound)
+LIST_ATTENDANCE_ERRORS = (*AUTH_ERRORS, CursorInvalid)
+GET_ATTENDANCE_ERRORS = (*AUTH_ERRORS, AttendanceNotFound)
+APPROVE_ATTENDANCE_ERRORS = (
+    *AUTH_ERRORS,
+    AttendanceNotFound,
+    OwnAttendance,
+    IllegalTransition,
+    MinutesOutsideWindow,
+)
+REJECT_ATTENDANCE_ERRORS = (*AUTH_ERRORS, AttendanceNotFound, OwnAttendance, IllegalTransition)

@@ -11,14 +11,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
+from backend.auth.principal import CurrentPrincipal, RateLimit
 from backend.core.config import Settings
 from backend.core.database import SessionDep
 from backend.core.deps import SettingsDep
 from backend.core.errors import problem_responses
 from backend.core.i18n import Language, negotiate
 from backend.core.pagination import (
-    CursorInvalid,
     CursorParam,
     LimitParam,
     Page,
@@ -26,46 +25,22 @@ from backend.core.pagination import (
     decode_cursor,
 )
 from backend.core.ratelimit import RateLimited
-from volunteers.attendance import judging, payout, queries, schemas, service
+from volunteers.attendance import errors, judging, payout, queries, schemas, service
 from volunteers.attendance.codes import STEP_SECONDS
 from volunteers.attendance.errors import (
     ActivityCancelled,
     ActivityFinished,
-    ActivityNotPublished,
-    AlreadyCheckedOut,
-    CodeClosed,
-    CodeExpired,
-    CodeUnreadable,
-    CodeWrong,
     EnrolmentCancelled,
-    IllegalTransition,
-    MinutesOutsideWindow,
     NoShowRecorded,
-    NotCheckedIn,
     NotEnrolled,
     OnWaitlist,
-    OwnAttendance,
     TooEarly,
     TooLate,
-    TrackPointInFuture,
-    TrackPointTooEarly,
-)
-from volunteers.errors import (
-    ActivityNotFound,
-    AttendanceNotFound,
-    NotSignedUp,
-    VolunteerNotApproved,
 )
 from volunteers.models import AttendanceState
 from volunteers.queries import activity_brief
 
 router = APIRouter()
-
-
-_VOLUNTEER_ERRORS = (*AUTH_ERRORS, NotSignedUp, VolunteerNotApproved, ActivityNotFound)
-
-
-_CODE_ERRORS = (CodeUnreadable, CodeExpired, CodeWrong)
 
 
 # A wrong code is cheap to try: a few attempts a minute are plenty for a real scan.
@@ -100,7 +75,7 @@ def _location(body: schemas.ScanIn) -> judging.Location:
     tags=["staff"],
     summary="The rotating check-in code to show on site",
     response_model=schemas.CheckinCodeOut,
-    responses=problem_responses(*AUTH_ERRORS, ActivityNotFound, ActivityNotPublished, CodeClosed),
+    responses=problem_responses(*errors.GET_CHECKIN_CODE_ERRORS),
 )
 async def get_checkin_code(
     activity_id: uuid.UUID,
@@ -135,7 +110,7 @@ async def get_checkin_code(
 # --- the volunteer's side -------------------------------------------------------------------
 
 _CHECK_IN_ERRORS = (
-    *_VOLUNTEER_ERRORS,
+    *errors.VOLUNTEER_ERRORS,
     RateLimited,
     ActivityCancelled,
     ActivityFinished,
@@ -145,7 +120,7 @@ _CHECK_IN_ERRORS = (
     NoShowRecorded,
     TooEarly,
     TooLate,
-    *_CODE_ERRORS,
+    *errors.CODE_ERRORS,
 )
 
 
@@ -205,9 +180,7 @@ async def check_in(
     tags=["attendance"],
     summary="Check out on site; clean attendance is verified and paid at once",
     response_model=schemas.AttendanceOut,
-    responses=problem_responses(
-        *_VOLUNTEER_ERRORS, RateLimited, NotCheckedIn, ActivityCancelled, TooLate, *_CODE_ERRORS
-    ),
+    responses=problem_responses(*errors.CHECK_OUT_ERRORS),
 )
 async def check_out(
     activity_id: uuid.UUID,
@@ -247,14 +220,7 @@ async def check_out(
     tags=["attendance"],
     summary="Add points of my patrol's track while checked in",
     response_model=schemas.TrackOut,
-    responses=problem_responses(
-        *_VOLUNTEER_ERRORS,
-        RateLimited,
-        NotCheckedIn,
-        AlreadyCheckedOut,
-        TrackPointInFuture,
-        TrackPointTooEarly,
-    ),
+    responses=problem_responses(*errors.UPLOAD_TRACK_ERRORS),
 )
 async def upload_track(
     activity_id: uuid.UUID,
@@ -292,7 +258,7 @@ async def upload_track(
     tags=["attendance"],
     summary="My attendance at an activity",
     response_model=schemas.AttendanceOut,
-    responses=problem_responses(*AUTH_ERRORS, NotSignedUp, ActivityNotFound, AttendanceNotFound),
+    responses=problem_responses(*errors.GET_MY_ATTENDANCE_ERRORS),
 )
 async def get_my_attendance(
     activity_id: uuid.UUID,
@@ -317,7 +283,7 @@ async def get_my_attendance(
     tags=["staff"],
     summary="Attendance waiting for review (or in another state)",
     response_model=Page[schemas.StaffAttendanceOut],
-    responses=problem_responses(*AUTH_ERRORS, CursorInvalid),
+    responses=problem_responses(*errors.LIST_ATTENDANCE_ERRORS),
 )
 async def list_attendance(
     request: Request,
@@ -353,7 +319,7 @@ async def list_attendance(
     tags=["staff"],
     summary="One attendance with its track, for review",
     response_model=schemas.StaffAttendanceDetail,
-    responses=problem_responses(*AUTH_ERRORS, AttendanceNotFound),
+    responses=problem_responses(*errors.GET_ATTENDANCE_ERRORS),
 )
 async def get_attendance(
     attendance_id: uuid.UUID,
@@ -375,9 +341,7 @@ async def get_attendance(
     tags=["staff"],
     summary="Approve an attendance: credit the hours and pay the points",
     response_model=schemas.StaffAttendanceOut,
-    responses=problem_responses(
-        *AUTH_ERRORS, AttendanceNotFound, OwnAttendance, IllegalTransition, MinutesOutsideWindow
-    ),
+    responses=problem_responses(*errors.APPROVE_ATTENDANCE_ERRORS),
 )
 async def approve_attendance(
     attendance_id: uuid.UUID,
@@ -410,7 +374,7 @@ async def approve_attendance(
     tags=["staff"],
     summary="Reject an attendance: no hours, no points",
     response_model=schemas.StaffAttendanceOut,
-    responses=problem_responses(*AUTH_ERRORS, AttendanceNotFound, OwnAttendance, IllegalTransition),
+    responses=problem_responses(*errors.REJECT_ATTENDANCE_ERRORS),
 )
 async def reject_attendance(
     attendance_id: uuid.UUID,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from backend.auth.principal import AUTH_ERRORS
 from backend.core.errors import ShanzhiError
+from backend.core.pagination import CursorInvalid
+from volunteers.errors import ActivityNotFound, NotSignedUp
 
 
 class NotAnInspection(ShanzhiError):
@@ -95,3 +98,10 @@ class IdempotencyConflict(ShanzhiError):
         "en": "This inspection differs from the one sent earlier with the same key; "
         "file it again as a new one",
     }
+
+
+# --- what each route answers (its `responses=`) ----------------------------------------
+
+GET_INSPECTION_CHECKLIST_ERRORS = (*AUTH_ERRORS, ActivityNotFound, NotAnInspection)
+LIST_MY_INSPECTIONS_ERRORS = (*AUTH_ERRORS, ActivityNotFound, NotSignedUp, CursorInvalid)
+LIST_ACTIVITY_INSPECTIONS_ERRORS = (*AUTH_ERRORS, ActivityNotFound, CursorInvalid)

@@ -16,7 +16,6 @@ from backend.core.deps import GridMapDep, StoreDep
 from backend.core.errors import problem_responses
 from backend.core.idempotency import KEY_ERRORS, created_or_replayed, replayable
 from backend.core.pagination import (
-    CursorInvalid,
     CursorParam,
     LimitParam,
     Page,
@@ -26,7 +25,7 @@ from backend.core.pagination import (
 from backend.core.ratelimit import RateLimited
 from backend.storage.errors import CLAIM_ERRORS
 from volunteers.errors import ActivityNotFound, NotSignedUp, VolunteerNotApproved
-from volunteers.inspections import schemas, service
+from volunteers.inspections import errors, schemas, service
 from volunteers.inspections.errors import (
     ActivityNotOpen,
     AlreadyCheckedOut,
@@ -84,7 +83,7 @@ def _filing_responses() -> dict[int | str, dict[str, Any]]:
     tags=["activities"],
     summary="The checklist of an inspection activity",
     response_model=schemas.ChecklistOut,
-    responses=problem_responses(*AUTH_ERRORS, ActivityNotFound, NotAnInspection),
+    responses=problem_responses(*errors.GET_INSPECTION_CHECKLIST_ERRORS),
 )
 async def get_inspection_checklist(
     activity_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -146,7 +145,7 @@ async def file_inspection(
     tags=["activities"],
     summary="My inspections at an activity",
     response_model=Page[schemas.InspectionOut],
-    responses=problem_responses(*AUTH_ERRORS, ActivityNotFound, NotSignedUp, CursorInvalid),
+    responses=problem_responses(*errors.LIST_MY_INSPECTIONS_ERRORS),
 )
 async def list_my_inspections(
     activity_id: uuid.UUID,
@@ -170,7 +169,7 @@ async def list_my_inspections(
     tags=["staff"],
     summary="Every inspection filed at an activity",
     response_model=Page[schemas.StaffInspectionOut],
-    responses=problem_responses(*AUTH_ERRORS, ActivityNotFound, CursorInvalid),
+    responses=problem_responses(*errors.LIST_ACTIVITY_INSPECTIONS_ERRORS),
 )
 async def list_activity_inspections(
     activity_id: uuid.UUID,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.core.errors import NotFound, ShanzhiError
+from backend.auth.principal import AUTH_ERRORS
+from backend.core.errors import Forbidden, NotFound, ShanzhiError
+from backend.core.pagination import CursorInvalid
+from volunteers.errors import NotSignedUp, TeamNotFound, VolunteerNotFound
 
 # --- registry ------------------------------------------------------------------------------
 
@@ -161,3 +164,27 @@ class CertifyNotAllowed(ShanzhiError):
         "zh-CN": "只有组织活动的社区工作人员可以出具志愿服务记录",
         "en": "Only staff of the organising community may certify service records",
     }
+
+
+REVIEW_ERRORS = (*AUTH_ERRORS, VolunteerNotFound, ReviewNotAllowed)
+
+STAFF_ERRORS = (*AUTH_ERRORS, Forbidden)
+
+TEAM_ERRORS = (*AUTH_ERRORS, TeamNotFound, TeamManageNotAllowed)
+
+
+# --- what each route answers (its `responses=`) ----------------------------------------
+
+GET_MY_VOLUNTEER_PROFILE_ERRORS = (*AUTH_ERRORS, NotSignedUp)
+LIST_MY_SERVICE_RECORDS_ERRORS = (*AUTH_ERRORS, NotSignedUp, CursorInvalid)
+GET_VOLUNTEER_LEADERBOARD_ERRORS = (*AUTH_ERRORS, CommunityNotFound, LeaderboardCommunityRequired)
+LIST_STAFF_VOLUNTEERS_ERRORS = (*STAFF_ERRORS, CursorInvalid)
+GET_STAFF_VOLUNTEER_ERRORS = (*AUTH_ERRORS, VolunteerNotFound)
+APPROVE_VOLUNTEER_ERRORS = (*REVIEW_ERRORS,)
+REJECT_VOLUNTEER_ERRORS = (*REVIEW_ERRORS, ReviewClosed)
+SUSPEND_VOLUNTEER_ERRORS = (*REVIEW_ERRORS, NotSuspendable)
+LIST_TEAMS_ERRORS = (*STAFF_ERRORS, CursorInvalid)
+GET_TEAM_ERRORS = (*AUTH_ERRORS, TeamNotFound)
+ADD_TEAM_MEMBER_ERRORS = (*TEAM_ERRORS, VolunteerNotFound, TeamMemberNotApproved)
+REMOVE_TEAM_MEMBER_ERRORS = (*TEAM_ERRORS,)
+SET_TEAM_LEADER_ERRORS = (*TEAM_ERRORS, LeaderNotMember, TeamMemberNotApproved)

@@ -10,9 +10,8 @@ from fastapi import APIRouter, Query, Response, status
 
 from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
 from backend.core.database import SessionDep
-from backend.core.errors import Forbidden, ShanzhiError, problem_responses
+from backend.core.errors import ShanzhiError, problem_responses
 from backend.core.pagination import (
-    CursorInvalid,
     CursorParam,
     LimitParam,
     Page,
@@ -20,21 +19,15 @@ from backend.core.pagination import (
     decode_cursor,
 )
 from backend.regions.schemas import CODE_PATTERN
-from volunteers.errors import NotSignedUp, TeamNotFound, VolunteerNotFound
+from volunteers.errors import VolunteerNotFound
 from volunteers.models import VolunteerState
-from volunteers.registrations import records, schemas, service, teams
+from volunteers.registrations import errors, records, schemas, service, teams
 from volunteers.registrations.errors import (
     AlreadyApproved,
     CommunityInvalid,
-    CommunityNotFound,
-    LeaderboardCommunityRequired,
-    LeaderNotMember,
     NoServiceRecord,
-    NotSuspendable,
     PhoneRequired,
     RegistrationSuspended,
-    ReviewClosed,
-    ReviewNotAllowed,
     TeamCommunityInvalid,
     TeamManageNotAllowed,
     TeamMemberNotApproved,
@@ -42,15 +35,6 @@ from volunteers.registrations.errors import (
 )
 
 router = APIRouter()
-
-
-_STAFF_ERRORS = (*AUTH_ERRORS, Forbidden)
-
-
-_REVIEW_ERRORS = (*AUTH_ERRORS, VolunteerNotFound, ReviewNotAllowed)
-
-
-_TEAM_ERRORS = (*AUTH_ERRORS, TeamNotFound, TeamManageNotAllowed)
 
 
 RegionQuery = Annotated[
@@ -130,7 +114,7 @@ async def sign_up_volunteer(
     summary="My volunteer registration, teams, hours and points",
     tags=["volunteers"],
     response_model=schemas.VolunteerProfile,
-    responses=problem_responses(*AUTH_ERRORS, NotSignedUp),
+    responses=problem_responses(*errors.GET_MY_VOLUNTEER_PROFILE_ERRORS),
 )
 async def get_my_volunteer_profile(
     session: SessionDep, principal: CurrentPrincipal
@@ -147,7 +131,7 @@ async def get_my_volunteer_profile(
     summary="My verified service, newest first",
     tags=["volunteers"],
     response_model=Page[schemas.ServiceRecord],
-    responses=problem_responses(*AUTH_ERRORS, NotSignedUp, CursorInvalid),
+    responses=problem_responses(*errors.LIST_MY_SERVICE_RECORDS_ERRORS),
 )
 async def list_my_service_records(
     session: SessionDep,
@@ -171,7 +155,7 @@ async def list_my_service_records(
     summary="Service hours leaderboard of a community for a month",
     tags=["volunteers"],
     response_model=schemas.Leaderboard,
-    responses=problem_responses(*AUTH_ERRORS, CommunityNotFound, LeaderboardCommunityRequired),
+    responses=problem_responses(*errors.GET_VOLUNTEER_LEADERBOARD_ERRORS),
 )
 async def get_volunteer_leaderboard(
     session: SessionDep,
@@ -200,7 +184,7 @@ async def get_volunteer_leaderboard(
     summary="Volunteers of my communities, newest first",
     tags=["staff"],
     response_model=Page[schemas.StaffVolunteer],
-    responses=problem_responses(*_STAFF_ERRORS, CursorInvalid),
+    responses=problem_responses(*errors.LIST_STAFF_VOLUNTEERS_ERRORS),
 )
 async def list_staff_volunteers(
     session: SessionDep,
@@ -232,7 +216,7 @@ async def list_staff_volunteers(
     summary="Read a volunteer of my communities",
     tags=["staff"],
     response_model=schemas.StaffVolunteerDetail,
-    responses=problem_responses(*AUTH_ERRORS, VolunteerNotFound),
+    responses=problem_responses(*errors.GET_STAFF_VOLUNTEER_ERRORS),
 )
 async def get_staff_volunteer(
     volunteer_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -249,7 +233,7 @@ async def get_staff_volunteer(
     summary="Approve a volunteer and issue the volunteer number",
     tags=["staff"],
     response_model=schemas.StaffVolunteerDetail,
-    responses=problem_responses(*_REVIEW_ERRORS),
+    responses=problem_responses(*errors.APPROVE_VOLUNTEER_ERRORS),
 )
 async def approve_volunteer(
     volunteer_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -271,7 +255,7 @@ async def approve_volunteer(
     summary="Reject a volunteer's registration with a reason",
     tags=["staff"],
     response_model=schemas.StaffVolunteerDetail,
-    responses=problem_responses(*_REVIEW_ERRORS, ReviewClosed),
+    responses=problem_responses(*errors.REJECT_VOLUNTEER_ERRORS),
 )
 async def reject_volunteer(
     volunteer_id: uuid.UUID,
@@ -292,7 +276,7 @@ async def reject_volunteer(
     summary="Suspend an approved volunteer",
     tags=["staff"],
     response_model=schemas.StaffVolunteerDetail,
-    responses=problem_responses(*_REVIEW_ERRORS, NotSuspendable),
+    responses=problem_responses(*errors.SUSPEND_VOLUNTEER_ERRORS),
 )
 async def suspend_volunteer(
     volunteer_id: uuid.UUID,
@@ -333,7 +317,7 @@ class CsvResponse(Response):
                 }
             },
         },
-        **problem_responses(*_STAFF_ERRORS, NoServiceRecord),
+        **problem_responses(*errors.STAFF_ERRORS, NoServiceRecord),
     },
 )
 async def export_service_record(
@@ -397,7 +381,7 @@ async def create_team(
     summary="Teams of my communities, newest first",
     tags=["staff"],
     response_model=Page[schemas.TeamOut],
-    responses=problem_responses(*_STAFF_ERRORS, CursorInvalid),
+    responses=problem_responses(*errors.LIST_TEAMS_ERRORS),
 )
 async def list_teams(
     session: SessionDep,
@@ -420,7 +404,7 @@ async def list_teams(
     summary="Read a team with its members",
     tags=["staff"],
     response_model=schemas.TeamDetail,
-    responses=problem_responses(*AUTH_ERRORS, TeamNotFound),
+    responses=problem_responses(*errors.GET_TEAM_ERRORS),
 )
 async def get_team(
     team_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -437,7 +421,7 @@ async def get_team(
     summary="Add a volunteer to a team",
     tags=["staff"],
     response_model=schemas.TeamDetail,
-    responses=problem_responses(*_TEAM_ERRORS, VolunteerNotFound, TeamMemberNotApproved),
+    responses=problem_responses(*errors.ADD_TEAM_MEMBER_ERRORS),
 )
 async def add_team_member(
     team_id: uuid.UUID,
@@ -457,7 +441,7 @@ async def add_team_member(
     summary="Take a volunteer off a team",
     tags=["staff"],
     response_model=schemas.TeamDetail,
-    responses=problem_responses(*_TEAM_ERRORS),
+    responses=problem_responses(*errors.REMOVE_TEAM_MEMBER_ERRORS),
 )
 async def remove_team_member(
     team_id: uuid.UUID,
@@ -477,7 +461,7 @@ async def remove_team_member(
     summary="Choose a team's leader",
     tags=["staff"],
     response_model=schemas.TeamDetail,
-    responses=problem_responses(*_TEAM_ERRORS, LeaderNotMember, TeamMemberNotApproved),
+    responses=problem_responses(*errors.SET_TEAM_LEADER_ERRORS),
 )
 async def set_team_leader(
     team_id: uuid.UUID,

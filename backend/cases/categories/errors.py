@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from backend.auth.principal import AUTH_ERRORS
 from backend.core.errors import NotFound, ShanzhiError
 
 
@@ -36,3 +37,11 @@ class CatalogueAdminOnly(ShanzhiError):
         "zh-CN": "只有市级管理员可以维护事项类别",
         "en": "Only a city administrator can manage the categories",
     }
+
+
+# --- what each route answers (its `responses=`) ----------------------------------------
+
+LIST_CATEGORIES_ERRORS = ()
+LIST_ALL_CATEGORIES_ERRORS = (*AUTH_ERRORS, CatalogueAdminOnly)
+CREATE_CATEGORY_ERRORS = (*AUTH_ERRORS, CatalogueAdminOnly, CategoryDuplicate, CategorySlaInvalid)
+UPDATE_CATEGORY_ERRORS = (*AUTH_ERRORS, CatalogueAdminOnly, CategoryNotFound, CategorySlaInvalid)

@@ -7,14 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
-from backend.cases.categories import schemas, service
-from backend.cases.categories.errors import (
-    CatalogueAdminOnly,
-    CategoryDuplicate,
-    CategoryNotFound,
-    CategorySlaInvalid,
-)
+from backend.auth.principal import CurrentPrincipal
+from backend.cases.categories import errors, schemas, service
 from backend.cases.models import CaseKind
 from backend.core.database import SessionDep
 from backend.core.errors import problem_responses
@@ -32,7 +26,7 @@ admin_router = APIRouter(prefix="/admin/categories", tags=["admin"])
     operation_id="list_categories",
     summary="List the categories residents choose from",
     response_model=list[schemas.CategoryOut],
-    responses=problem_responses(),
+    responses=problem_responses(*errors.LIST_CATEGORIES_ERRORS),
 )
 async def list_categories(
     session: SessionDep,
@@ -47,7 +41,7 @@ async def list_categories(
     operation_id="list_all_categories",
     summary="List every category, inactive ones included",
     response_model=list[schemas.CategoryOut],
-    responses=problem_responses(*AUTH_ERRORS, CatalogueAdminOnly),
+    responses=problem_responses(*errors.LIST_ALL_CATEGORIES_ERRORS),
 )
 async def list_all_categories(
     session: SessionDep,
@@ -66,9 +60,7 @@ async def list_all_categories(
     summary="Add a category",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.CategoryOut,
-    responses=problem_responses(
-        *AUTH_ERRORS, CatalogueAdminOnly, CategoryDuplicate, CategorySlaInvalid
-    ),
+    responses=problem_responses(*errors.CREATE_CATEGORY_ERRORS),
 )
 async def create_category(
     body: schemas.CategoryCreate, session: SessionDep, principal: CurrentPrincipal
@@ -82,9 +74,7 @@ async def create_category(
     operation_id="update_category",
     summary="Change a category",
     response_model=schemas.CategoryOut,
-    responses=problem_responses(
-        *AUTH_ERRORS, CatalogueAdminOnly, CategoryNotFound, CategorySlaInvalid
-    ),
+    responses=problem_responses(*errors.UPDATE_CATEGORY_ERRORS),
 )
 async def update_category(
     category_id: uuid.UUID,

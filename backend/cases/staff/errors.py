@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from backend.core.errors import ShanzhiError
+from backend.auth.principal import AUTH_ERRORS
+from backend.cases import errors as cases_errors
+from backend.core.errors import Forbidden, ShanzhiError
+from backend.core.idempotency import KEY_ERRORS
+from backend.core.pagination import CursorInvalid
+from backend.core.ratelimit import RateLimited
+from backend.regions.errors import RegionNotFound
+from backend.storage.errors import CLAIM_ERRORS
 
 # --- The staff workbench ----------------------------------------------------------------
 
@@ -104,3 +111,38 @@ class LocationOutsideYourArea(ShanzhiError):
         "zh-CN": "该位置不在您负责的区域内，请转给所在区域的工作人员登记",
         "en": "This place is outside the area you cover; ask the staff there to register it",
     }
+
+
+STAFF_ERRORS = (*AUTH_ERRORS, Forbidden)
+
+
+# --- what each route answers (its `responses=`) ----------------------------------------
+
+LIST_STAFF_CASES_ERRORS = (*STAFF_ERRORS, RegionNotFound, CursorInvalid)
+REGISTER_CASE_ERRORS = (
+    *STAFF_ERRORS,
+    *KEY_ERRORS,
+    cases_errors.IdempotencyConflict,
+    LocationOutsideYourArea,
+    cases_errors.CategoryInvalid,
+    cases_errors.OutsideServiceArea,
+    RateLimited,
+)
+ACT_ON_CASE_ERRORS = (
+    *STAFF_ERRORS,
+    cases_errors.CaseNotFound,
+    CaseActionForbidden,
+    cases_errors.CaseTransitionNotAllowed,
+    cases_errors.CaseChangedMeanwhile,
+    CannotEscalate,
+    AssigneeRequired,
+    AssigneeNotStaffHere,
+    ResolutionNeedsNote,
+    ResolutionNeedsPhoto,
+    RejectReasonRequired,
+    RejectNeedsNote,
+    CommentNeedsNote,
+    AttachmentsNotExpected,
+    *CLAIM_ERRORS,
+    RateLimited,
+)

@@ -7,8 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
-from backend.cases import errors as cases_errors
+from backend.auth.principal import CurrentPrincipal, RateLimit
 from backend.cases import queries as cases_queries
 from backend.cases import schemas
 from backend.cases.models import CaseKind, CaseState
@@ -21,25 +20,19 @@ from backend.cases.staff.schemas import (
 )
 from backend.core.database import SessionDep
 from backend.core.deps import GridMapDep, PersonalDataDep, StoreDep
-from backend.core.errors import Forbidden, problem_responses
-from backend.core.idempotency import KEY_ERRORS, REPLAY_HEADER, replayable
-from backend.core.pagination import CursorInvalid, CursorParam, LimitParam, Page
-from backend.core.ratelimit import RateLimited
-from backend.regions.errors import RegionNotFound
+from backend.core.errors import problem_responses
+from backend.core.idempotency import REPLAY_HEADER, replayable
+from backend.core.pagination import CursorParam, LimitParam, Page
 from backend.regions.schemas import RegionQuery
-from backend.storage.errors import CLAIM_ERRORS
 
 router = APIRouter(prefix="/staff", tags=["staff"])
-
-
-STAFF_ERRORS = (*AUTH_ERRORS, Forbidden)
 
 
 @router.get(
     "/cases",
     operation_id="list_staff_cases",
     response_model=Page[StaffCaseItem],
-    responses=problem_responses(*STAFF_ERRORS, RegionNotFound, CursorInvalid),
+    responses=problem_responses(*errors.LIST_STAFF_CASES_ERRORS),
 )
 async def list_staff_cases(
     principal: CurrentPrincipal,
@@ -100,15 +93,7 @@ async def list_staff_cases(
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.CaseOut,
     responses=replayable(
-        (
-            *STAFF_ERRORS,
-            *KEY_ERRORS,
-            cases_errors.IdempotencyConflict,
-            errors.LocationOutsideYourArea,
-            cases_errors.CategoryInvalid,
-            cases_errors.OutsideServiceArea,
-            RateLimited,
-        ),
+        errors.REGISTER_CASE_ERRORS,
         schemas.CaseOut,
         "A retry: the case this Idempotency-Key registered before",
     ),
@@ -156,24 +141,7 @@ async def register_case(
     "/cases/{case_id}/{action}",
     operation_id="act_on_case",
     response_model=schemas.CaseOut,
-    responses=problem_responses(
-        *STAFF_ERRORS,
-        cases_errors.CaseNotFound,
-        errors.CaseActionForbidden,
-        cases_errors.CaseTransitionNotAllowed,
-        cases_errors.CaseChangedMeanwhile,
-        errors.CannotEscalate,
-        errors.AssigneeRequired,
-        errors.AssigneeNotStaffHere,
-        errors.ResolutionNeedsNote,
-        errors.ResolutionNeedsPhoto,
-        errors.RejectReasonRequired,
-        errors.RejectNeedsNote,
-        errors.CommentNeedsNote,
-        errors.AttachmentsNotExpected,
-        *CLAIM_ERRORS,
-        RateLimited,
-    ),
+    responses=problem_responses(*errors.ACT_ON_CASE_ERRORS),
 )
 async def act_on_case(
     case_id: uuid.UUID,

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from backend.auth.principal import AUTH_ERRORS
+from backend.cases.errors import CaseChangedMeanwhile, CaseTransitionNotAllowed
 from backend.core.errors import NotFound, ShanzhiError
-from backend.mediation.errors import InState
+from backend.core.pagination import CursorInvalid
+from backend.mediation.errors import InState, MediationEnded, MediationNotFound
 
 # --- who may act ---------------------------------------------------------------------------
 
@@ -161,3 +164,46 @@ class AgreementChanged(ShanzhiError):
 
     def extra(self) -> dict[str, Any]:
         return {"current_version": self.params["current"]}
+
+
+CASE_ERRORS = (CaseTransitionNotAllowed, CaseChangedMeanwhile)
+
+
+READ_ERRORS = (*AUTH_ERRORS, MediationNotFound)
+MEDIATOR_ERRORS = (*READ_ERRORS, MediatorOnly, MediationEnded, MediationNotUnderway)
+
+
+# --- what each route answers (its `responses=`) ----------------------------------------
+
+LIST_MEDIATION_SESSIONS_ERRORS = (*READ_ERRORS, CursorInvalid)
+UPDATE_MEDIATION_SESSION_ERRORS = (
+    *MEDIATOR_ERRORS,
+    SessionNotFound,
+    SessionChangeInvalid,
+    SessionNotScheduled,
+    SessionPlaceRequired,
+    SessionTimeInvalid,
+    SessionClash,
+    *CASE_ERRORS,
+)
+RECORD_MEDIATION_SESSION_ERRORS = (
+    *READ_ERRORS,
+    MediatorOnly,
+    SessionNotFound,
+    SessionNotScheduled,
+    AttendeeNotParty,
+    SessionNotStarted,
+    SessionAlreadyRecorded,
+    *CASE_ERRORS,
+)
+GET_MEDIATION_OUTCOME_ERRORS = (*READ_ERRORS,)
+PROPOSE_MEDIATION_AGREEMENT_ERRORS = (*MEDIATOR_ERRORS, *CASE_ERRORS)
+CONFIRM_MEDIATION_AGREEMENT_ERRORS = (
+    *READ_ERRORS,
+    PartyOnly,
+    MediationEnded,
+    NoAgreementProposed,
+    AgreementChanged,
+    *CASE_ERRORS,
+)
+END_MEDIATION_WITHOUT_AGREEMENT_ERRORS = (*MEDIATOR_ERRORS, *CASE_ERRORS)

@@ -10,34 +10,20 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
-from backend.cases.errors import CaseChangedMeanwhile, CaseTransitionNotAllowed
+from backend.auth.principal import CurrentPrincipal
 from backend.core.database import SessionDep
 from backend.core.errors import ShanzhiError, problem_responses
 from backend.core.idempotency import created_or_replayed, replayable
 from backend.core.pagination import (
-    CursorInvalid,
     CursorParam,
     LimitParam,
     Page,
     cut_page,
     decode_cursor,
 )
-from backend.mediation.errors import MediationEnded, MediationNotFound
-from backend.mediation.proceedings import schemas, service
+from backend.mediation.proceedings import errors, schemas, service
 from backend.mediation.proceedings.errors import (
-    AgreementChanged,
-    AttendeeNotParty,
-    MediationNotUnderway,
-    MediatorOnly,
-    NoAgreementProposed,
-    PartyOnly,
-    SessionAlreadyRecorded,
-    SessionChangeInvalid,
     SessionClash,
-    SessionNotFound,
-    SessionNotScheduled,
-    SessionNotStarted,
     SessionPlaceRequired,
     SessionTimeInvalid,
 )
@@ -45,14 +31,7 @@ from backend.mediation.proceedings.errors import (
 router = APIRouter(tags=["mediation"])
 
 
-_READ_ERRORS = (*AUTH_ERRORS, MediationNotFound)
-
-
 # Steps that write the case's timeline may meet a concurrent change of the case.
-_CASE_ERRORS = (CaseTransitionNotAllowed, CaseChangedMeanwhile)
-
-
-_MEDIATOR_ERRORS = (*_READ_ERRORS, MediatorOnly, MediationEnded, MediationNotUnderway)
 
 
 def _responses(
@@ -74,11 +53,11 @@ def _responses(
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.SessionOut,
     responses=_responses(
-        *_MEDIATOR_ERRORS,
+        *errors.MEDIATOR_ERRORS,
         SessionPlaceRequired,
         SessionTimeInvalid,
         SessionClash,
-        *_CASE_ERRORS,
+        *errors.CASE_ERRORS,
         replay=schemas.SessionOut,
     ),
 )
@@ -114,7 +93,7 @@ async def schedule_mediation_session(
     operation_id="list_mediation_sessions",
     summary="List the sessions of a mediation",
     response_model=Page[schemas.SessionOut],
-    responses=problem_responses(*_READ_ERRORS, CursorInvalid),
+    responses=problem_responses(*errors.LIST_MEDIATION_SESSIONS_ERRORS),
 )
 async def list_mediation_sessions(
     mediation_id: uuid.UUID,
@@ -142,16 +121,7 @@ async def list_mediation_sessions(
     operation_id="update_mediation_session",
     summary="Reschedule or cancel a mediation session (the mediator)",
     response_model=schemas.SessionOut,
-    responses=problem_responses(
-        *_MEDIATOR_ERRORS,
-        SessionNotFound,
-        SessionChangeInvalid,
-        SessionNotScheduled,
-        SessionPlaceRequired,
-        SessionTimeInvalid,
-        SessionClash,
-        *_CASE_ERRORS,
-    ),
+    responses=problem_responses(*errors.UPDATE_MEDIATION_SESSION_ERRORS),
 )
 async def update_mediation_session(
     mediation_id: uuid.UUID,
@@ -182,16 +152,7 @@ async def update_mediation_session(
     operation_id="record_mediation_session",
     summary="Record attendance and the private minutes of a session (the mediator)",
     response_model=schemas.SessionOut,
-    responses=problem_responses(
-        *_READ_ERRORS,
-        MediatorOnly,
-        SessionNotFound,
-        SessionNotScheduled,
-        AttendeeNotParty,
-        SessionNotStarted,
-        SessionAlreadyRecorded,
-        *_CASE_ERRORS,
-    ),
+    responses=problem_responses(*errors.RECORD_MEDIATION_SESSION_ERRORS),
 )
 async def record_mediation_session(
     mediation_id: uuid.UUID,
@@ -226,7 +187,7 @@ async def record_mediation_session(
     operation_id="get_mediation_outcome",
     summary="Read the agreement on the table, or how the mediation ended",
     response_model=schemas.OutcomeOut,
-    responses=problem_responses(*_READ_ERRORS),
+    responses=problem_responses(*errors.GET_MEDIATION_OUTCOME_ERRORS),
 )
 async def get_mediation_outcome(
     mediation_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal
@@ -246,7 +207,7 @@ async def get_mediation_outcome(
     operation_id="propose_mediation_agreement",
     summary="Put an agreement to the parties (the mediator)",
     response_model=schemas.OutcomeOut,
-    responses=problem_responses(*_MEDIATOR_ERRORS, *_CASE_ERRORS),
+    responses=problem_responses(*errors.PROPOSE_MEDIATION_AGREEMENT_ERRORS),
 )
 async def propose_mediation_agreement(
     mediation_id: uuid.UUID,
@@ -277,14 +238,7 @@ async def propose_mediation_agreement(
     operation_id="confirm_mediation_agreement",
     summary="Confirm the agreement as a party",
     response_model=schemas.OutcomeOut,
-    responses=problem_responses(
-        *_READ_ERRORS,
-        PartyOnly,
-        MediationEnded,
-        NoAgreementProposed,
-        AgreementChanged,
-        *_CASE_ERRORS,
-    ),
+    responses=problem_responses(*errors.CONFIRM_MEDIATION_AGREEMENT_ERRORS),
 )
 async def confirm_mediation_agreement(
     mediation_id: uuid.UUID,
@@ -308,7 +262,7 @@ async def confirm_mediation_agreement(
     operation_id="end_mediation_without_agreement",
     summary="End a mediation without agreement, with a referral (the mediator)",
     response_model=schemas.OutcomeOut,
-    responses=problem_responses(*_MEDIATOR_ERRORS, *_CASE_ERRORS),
+    responses=problem_responses(*errors.END_MEDIATION_WITHOUT_AGREEMENT_ERRORS),
 )
 async def end_mediation_without_agreement(
     mediation_id: uuid.UUID,

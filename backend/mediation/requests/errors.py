@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
+from backend.auth.principal import AUTH_ERRORS
+from backend.cases.errors import CaseChangedMeanwhile
 from backend.core.errors import NotFound, ShanzhiError
-from backend.mediation.models import MediationState
+from backend.core.pagination import CursorInvalid
+from backend.core.ratelimit import RateLimited
+from backend.mediation.errors import MediationEnded, MediationNotFound
 
 # --- shared by every part of the domain ----------------------------------------------------
-
-# How a mediation's state reads in a message.
-STATE_ZH: dict[MediationState, str] = {
-    MediationState.awaiting_consent: "等待对方同意调解",
-    MediationState.awaiting_mediator: "等待分配调解员",
-    MediationState.assigned: "已分配调解员",
-    MediationState.in_session: "调解中",
-    MediationState.agreement_pending: "调解协议待确认",
-    MediationState.concluded: "已达成调解协议",
-    MediationState.no_agreement: "调解未达成协议",
-    MediationState.withdrawn: "申请人已撤回",
-    MediationState.not_mediated: "未进入调解",
-}
-
-
-STATE_EN: dict[MediationState, str] = {
-    MediationState.awaiting_consent: "waiting for the other side's consent",
-    MediationState.awaiting_mediator: "waiting for a mediator",
-    MediationState.assigned: "assigned to a mediator",
-    MediationState.in_session: "in session",
-    MediationState.agreement_pending: "waiting for the parties to confirm the agreement",
-    MediationState.concluded: "concluded with an agreement",
-    MediationState.no_agreement: "ended without agreement",
-    MediationState.withdrawn: "withdrawn by the applicant",
-    MediationState.not_mediated: "not mediated",
-}
 
 
 # --- requests ------------------------------------------------------------------------------
@@ -162,3 +140,47 @@ class InvitationAnswered(ShanzhiError):
         "zh-CN": "该被申请人已答复邀请，无需重新发送",
         "en": "This respondent has already answered; there is nothing to send again",
     }
+
+
+ANSWER_ERRORS = (
+    *AUTH_ERRORS,
+    RateLimited,
+    InvitationNotFound,
+    OwnInvitation,
+    InvitationUsed,
+    AlreadyParty,
+    ConsentClosed,
+    ConsentAlreadyGiven,
+    CaseChangedMeanwhile,
+)
+
+
+# --- what each route answers (its `responses=`) ----------------------------------------
+
+LIST_MY_MEDIATIONS_ERRORS = (*AUTH_ERRORS, CursorInvalid)
+GET_MEDIATION_ERRORS = (*AUTH_ERRORS, MediationNotFound)
+WITHDRAW_MEDIATION_ERRORS = (
+    *AUTH_ERRORS,
+    MediationNotFound,
+    ApplicantOnly,
+    MediationEnded,
+    CaseChangedMeanwhile,
+)
+REISSUE_INVITATION_ERRORS = (
+    *AUTH_ERRORS,
+    MediationNotFound,
+    ApplicantOnly,
+    PartyNotFound,
+    InvitationAnswered,
+    ConsentClosed,
+    CaseChangedMeanwhile,
+)
+GET_MEDIATION_INVITATION_ERRORS = (
+    *AUTH_ERRORS,
+    RateLimited,
+    InvitationNotFound,
+    OwnInvitation,
+    InvitationUsed,
+)
+ACCEPT_MEDIATION_INVITATION_ERRORS = (*ANSWER_ERRORS,)
+DECLINE_MEDIATION_INVITATION_ERRORS = (*ANSWER_ERRORS,)

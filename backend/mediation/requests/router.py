@@ -11,14 +11,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal, RateLimit
-from backend.cases.errors import CaseChangedMeanwhile, IdempotencyConflict, OutsideServiceArea
+from backend.cases.errors import IdempotencyConflict, OutsideServiceArea
 from backend.core.database import SessionDep
 from backend.core.deps import GridMapDep, PersonalDataDep, SettingsDep, StoreDep
 from backend.core.errors import problem_responses
 from backend.core.i18n import negotiate
 from backend.core.idempotency import KEY_ERRORS, created_or_replayed, replayable
 from backend.core.pagination import (
-    CursorInvalid,
     CursorParam,
     LimitParam,
     Page,
@@ -26,20 +25,10 @@ from backend.core.pagination import (
     decode_cursor,
 )
 from backend.core.ratelimit import RateLimited
-from backend.mediation.errors import MediationEnded, MediationNotFound
 from backend.mediation.models import MediationState
-from backend.mediation.requests import invitations, queries, schemas, service
+from backend.mediation.requests import errors, invitations, queries, schemas, service
 from backend.mediation.requests.errors import (
-    AlreadyParty,
-    ApplicantOnly,
-    ConsentAlreadyGiven,
-    ConsentClosed,
     DisputeTypeUnavailable,
-    InvitationAnswered,
-    InvitationNotFound,
-    InvitationUsed,
-    OwnInvitation,
-    PartyNotFound,
     PhoneRequired,
     PreferredStudioInvalid,
     RespondentDuplicate,
@@ -62,19 +51,6 @@ _REQUEST_ERRORS = (
     DisputeTypeUnavailable,
     PreferredStudioInvalid,
     *CLAIM_ERRORS,
-)
-
-
-_ANSWER_ERRORS = (
-    *AUTH_ERRORS,
-    RateLimited,
-    InvitationNotFound,
-    OwnInvitation,
-    InvitationUsed,
-    AlreadyParty,
-    ConsentClosed,
-    ConsentAlreadyGiven,
-    CaseChangedMeanwhile,
 )
 
 
@@ -167,7 +143,7 @@ async def request_mediation(
     operation_id="list_my_mediations",
     summary="List my mediations",
     response_model=Page[schemas.MediationListItem],
-    responses=problem_responses(*AUTH_ERRORS, CursorInvalid),
+    responses=problem_responses(*errors.LIST_MY_MEDIATIONS_ERRORS),
 )
 async def list_my_mediations(
     session: SessionDep,
@@ -192,7 +168,7 @@ async def list_my_mediations(
     operation_id="get_mediation",
     summary="Read a mediation as I may see it",
     response_model=schemas.MediationOut,
-    responses=problem_responses(*AUTH_ERRORS, MediationNotFound),
+    responses=problem_responses(*errors.GET_MEDIATION_ERRORS),
 )
 async def get_mediation(
     mediation_id: uuid.UUID, session: SessionDep, store: StoreDep, principal: CurrentPrincipal
@@ -211,9 +187,7 @@ async def get_mediation(
     operation_id="withdraw_mediation",
     summary="Withdraw my mediation request",
     response_model=schemas.MediationOut,
-    responses=problem_responses(
-        *AUTH_ERRORS, MediationNotFound, ApplicantOnly, MediationEnded, CaseChangedMeanwhile
-    ),
+    responses=problem_responses(*errors.WITHDRAW_MEDIATION_ERRORS),
 )
 async def withdraw_mediation(
     mediation_id: uuid.UUID,
@@ -237,15 +211,7 @@ async def withdraw_mediation(
     summary="Issue a new invitation code for a respondent",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.InvitationIssued,
-    responses=problem_responses(
-        *AUTH_ERRORS,
-        MediationNotFound,
-        ApplicantOnly,
-        PartyNotFound,
-        InvitationAnswered,
-        ConsentClosed,
-        CaseChangedMeanwhile,
-    ),
+    responses=problem_responses(*errors.REISSUE_INVITATION_ERRORS),
 )
 async def reissue_invitation(
     mediation_id: uuid.UUID,
@@ -268,9 +234,7 @@ async def reissue_invitation(
     operation_id="get_mediation_invitation",
     summary="Read the mediation I am invited to",
     response_model=schemas.InvitationOut,
-    responses=problem_responses(
-        *AUTH_ERRORS, RateLimited, InvitationNotFound, OwnInvitation, InvitationUsed
-    ),
+    responses=problem_responses(*errors.GET_MEDIATION_INVITATION_ERRORS),
 )
 async def get_mediation_invitation(
     code: InvitationCode,
@@ -293,7 +257,7 @@ async def get_mediation_invitation(
     operation_id="accept_mediation_invitation",
     summary="Agree to mediation",
     response_model=schemas.InvitationOut,
-    responses=problem_responses(*_ANSWER_ERRORS),
+    responses=problem_responses(*errors.ACCEPT_MEDIATION_INVITATION_ERRORS),
 )
 async def accept_mediation_invitation(
     code: InvitationCode,
@@ -318,7 +282,7 @@ async def accept_mediation_invitation(
     operation_id="decline_mediation_invitation",
     summary="Decline mediation",
     response_model=schemas.InvitationOut,
-    responses=problem_responses(*_ANSWER_ERRORS),
+    responses=problem_responses(*errors.DECLINE_MEDIATION_INVITATION_ERRORS),
 )
 async def decline_mediation_invitation(
     code: InvitationCode,

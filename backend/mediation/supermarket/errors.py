@@ -3,7 +3,13 @@ studio, assigning a mediator, the mediator's own queue."""
 
 from __future__ import annotations
 
+from backend.auth.errors import UserNotFound
+from backend.auth.principal import AUTH_ERRORS
+from backend.cases.errors import CaseChangedMeanwhile
 from backend.core.errors import Forbidden, ShanzhiError
+from backend.core.pagination import CursorInvalid
+from backend.mediation.errors import MediationNotFound, MediatorNotFound, StudioNotFound
+from backend.regions.errors import OutsideGrids, RegionNotFound
 
 # --- admins: studios and mediators ---------------------------------------------------------
 
@@ -130,3 +136,51 @@ class NotAMediator(Forbidden):
         "zh-CN": "您还不是调解超市登记的调解员",
         "en": "You are not registered as a mediator",
     }
+
+
+ADMIN_ERRORS = (*AUTH_ERRORS, SupermarketAdminsOnly)
+
+
+# --- what each route answers (its `responses=`) ----------------------------------------
+
+CREATE_MEDIATION_STUDIO_ERRORS = (*ADMIN_ERRORS, RegionNotFound, StudioNameTaken)
+LIST_MEDIATION_STUDIOS_ERRORS = (*ADMIN_ERRORS, RegionNotFound, CursorInvalid)
+UPDATE_MEDIATION_STUDIO_ERRORS = (*ADMIN_ERRORS, StudioNotFound, StudioNameTaken)
+CREATE_MEDIATOR_ERRORS = (
+    *ADMIN_ERRORS,
+    RegionNotFound,
+    UserNotFound,
+    StudioNotFound,
+    MediatorOutsideStudio,
+    MediatorExists,
+)
+LIST_MEDIATORS_ERRORS = (*ADMIN_ERRORS, CursorInvalid)
+UPDATE_MEDIATOR_ERRORS = (
+    *ADMIN_ERRORS,
+    MediatorNotFound,
+    RegionNotFound,
+    StudioNotFound,
+    MediatorOutsideStudio,
+)
+LIST_FITTING_STUDIOS_ERRORS = (*AUTH_ERRORS, OutsideGrids)
+CHOOSE_MEDIATION_STUDIO_ERRORS = (
+    *AUTH_ERRORS,
+    MediationNotFound,
+    ApplicantChoosesStudio,
+    StudioNotFound,
+    StudioUnfit,
+    StudioChoiceClosed,
+    CaseChangedMeanwhile,
+)
+LIST_SUPERVISED_MEDIATIONS_ERRORS = (*AUTH_ERRORS, SupervisorsOnly, CursorInvalid)
+ASSIGN_MEDIATION_ERRORS = (
+    *AUTH_ERRORS,
+    MediationNotFound,
+    MediatorNotFound,
+    NotAssignable,
+    MediatorInactive,
+    MediatorWrongSpecialty,
+    MediatorOutsideArea,
+    CaseChangedMeanwhile,
+)
+LIST_MY_MEDIATION_CASES_ERRORS = (*AUTH_ERRORS, NotAMediator, CursorInvalid)

@@ -10,47 +10,24 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from backend.auth.errors import UserNotFound
-from backend.auth.principal import AUTH_ERRORS, CurrentPrincipal
-from backend.cases.errors import CaseChangedMeanwhile
+from backend.auth.principal import CurrentPrincipal
 from backend.core.database import SessionDep
 from backend.core.deps import GridMapDep
 from backend.core.errors import problem_responses
 from backend.core.idempotency import created_or_replayed, replayable
 from backend.core.pagination import (
-    CursorInvalid,
     CursorParam,
     LimitParam,
     Page,
     cut_page,
     decode_cursor,
 )
-from backend.mediation.errors import MediationNotFound, MediatorNotFound, StudioNotFound
 from backend.mediation.models import DisputeType, MediationState
-from backend.mediation.supermarket import mediators, schemas, service, studios
-from backend.mediation.supermarket.errors import (
-    ApplicantChoosesStudio,
-    MediatorExists,
-    MediatorInactive,
-    MediatorOutsideArea,
-    MediatorOutsideStudio,
-    MediatorWrongSpecialty,
-    NotAMediator,
-    NotAssignable,
-    StudioChoiceClosed,
-    StudioNameTaken,
-    StudioUnfit,
-    SupermarketAdminsOnly,
-    SupervisorsOnly,
-)
+from backend.mediation.supermarket import errors, mediators, schemas, service, studios
 from backend.regions.coords import CoordSystem
-from backend.regions.errors import OutsideGrids, RegionNotFound
 from backend.regions.schemas import CODE_PATTERN
 
 router = APIRouter()
-
-
-_ADMIN_ERRORS = (*AUTH_ERRORS, SupermarketAdminsOnly)
 
 
 StatesQuery = Annotated[
@@ -69,7 +46,7 @@ StatesQuery = Annotated[
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.StudioOut,
     responses=replayable(
-        (*_ADMIN_ERRORS, RegionNotFound, StudioNameTaken),
+        errors.CREATE_MEDIATION_STUDIO_ERRORS,
         schemas.StudioOut,
         "A retry: the studio made before",
     ),
@@ -96,7 +73,7 @@ async def create_mediation_studio(
     tags=["admin"],
     summary="The mediation studios of my regions",
     response_model=Page[schemas.StudioOut],
-    responses=problem_responses(*_ADMIN_ERRORS, RegionNotFound, CursorInvalid),
+    responses=problem_responses(*errors.LIST_MEDIATION_STUDIOS_ERRORS),
 )
 async def list_mediation_studios(
     session: SessionDep,
@@ -124,7 +101,7 @@ async def list_mediation_studios(
     tags=["admin"],
     summary="Change or close a mediation studio",
     response_model=schemas.StudioOut,
-    responses=problem_responses(*_ADMIN_ERRORS, StudioNotFound, StudioNameTaken),
+    responses=problem_responses(*errors.UPDATE_MEDIATION_STUDIO_ERRORS),
 )
 async def update_mediation_studio(
     studio_id: uuid.UUID,
@@ -151,14 +128,7 @@ async def update_mediation_studio(
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.MediatorOut,
     responses=replayable(
-        (
-            *_ADMIN_ERRORS,
-            RegionNotFound,
-            UserNotFound,
-            StudioNotFound,
-            MediatorOutsideStudio,
-            MediatorExists,
-        ),
+        errors.CREATE_MEDIATOR_ERRORS,
         schemas.MediatorOut,
         "A retry: the mediator entry made before",
     ),
@@ -185,7 +155,7 @@ async def create_mediator(
     tags=["admin"],
     summary="The mediators of my regions, with their load",
     response_model=Page[schemas.MediatorOut],
-    responses=problem_responses(*_ADMIN_ERRORS, CursorInvalid),
+    responses=problem_responses(*errors.LIST_MEDIATORS_ERRORS),
 )
 async def list_mediators(
     session: SessionDep,
@@ -215,9 +185,7 @@ async def list_mediators(
     tags=["admin"],
     summary="Change or deactivate a mediator",
     response_model=schemas.MediatorOut,
-    responses=problem_responses(
-        *_ADMIN_ERRORS, MediatorNotFound, RegionNotFound, StudioNotFound, MediatorOutsideStudio
-    ),
+    responses=problem_responses(*errors.UPDATE_MEDIATOR_ERRORS),
 )
 async def update_mediator(
     mediator_id: uuid.UUID,
@@ -243,7 +211,7 @@ async def update_mediator(
     tags=["mediation"],
     summary="The mediation studios I may choose for a dispute here",
     response_model=schemas.FittingStudios,
-    responses=problem_responses(*AUTH_ERRORS, OutsideGrids),
+    responses=problem_responses(*errors.LIST_FITTING_STUDIOS_ERRORS),
 )
 async def list_fitting_studios(
     session: SessionDep,
@@ -269,15 +237,7 @@ async def list_fitting_studios(
     tags=["mediation"],
     summary="Choose the studio for my mediation",
     response_model=schemas.StudioChoiceOut,
-    responses=problem_responses(
-        *AUTH_ERRORS,
-        MediationNotFound,
-        ApplicantChoosesStudio,
-        StudioNotFound,
-        StudioUnfit,
-        StudioChoiceClosed,
-        CaseChangedMeanwhile,
-    ),
+    responses=problem_responses(*errors.CHOOSE_MEDIATION_STUDIO_ERRORS),
 )
 async def choose_mediation_studio(
     mediation_id: uuid.UUID,
@@ -306,7 +266,7 @@ async def choose_mediation_studio(
     tags=["staff"],
     summary="The mediations in the regions I supervise",
     response_model=Page[schemas.SupervisedMediation],
-    responses=problem_responses(*AUTH_ERRORS, SupervisorsOnly, CursorInvalid),
+    responses=problem_responses(*errors.LIST_SUPERVISED_MEDIATIONS_ERRORS),
 )
 async def list_supervised_mediations(
     session: SessionDep,
@@ -331,16 +291,7 @@ async def list_supervised_mediations(
     tags=["staff"],
     summary="Assign or reassign the mediator of a mediation",
     response_model=schemas.SupervisedMediation,
-    responses=problem_responses(
-        *AUTH_ERRORS,
-        MediationNotFound,
-        MediatorNotFound,
-        NotAssignable,
-        MediatorInactive,
-        MediatorWrongSpecialty,
-        MediatorOutsideArea,
-        CaseChangedMeanwhile,
-    ),
+    responses=problem_responses(*errors.ASSIGN_MEDIATION_ERRORS),
 )
 async def assign_mediation(
     mediation_id: uuid.UUID,
@@ -368,7 +319,7 @@ async def assign_mediation(
     tags=["mediation"],
     summary="The mediations assigned to me (mediators)",
     response_model=Page[schemas.MediatorCaseItem],
-    responses=problem_responses(*AUTH_ERRORS, NotAMediator, CursorInvalid),
+    responses=problem_responses(*errors.LIST_MY_MEDIATION_CASES_ERRORS),
 )
 async def list_my_mediation_cases(
     session: SessionDep,

@@ -31,7 +31,7 @@ from backend.cases.models import Case
 from backend.core.clock import now
 from backend.core.pagination import keyset
 from backend.mediation.auth import SUPERVISORS, Viewer, visible_mediation
-from backend.mediation.errors import MediationNotFound, MediatorNotFound, StudioNotFound
+from backend.mediation.errors import STATE_ZH, MediationNotFound, MediatorNotFound, StudioNotFound
 from backend.mediation.models import (
     OPEN_MEDIATION_STATES,
     SPECIALTY_FOR,
@@ -45,7 +45,6 @@ from backend.mediation.models import (
     Specialty,
     Studio,
 )
-from backend.mediation.requests.errors import STATE_ZH
 from backend.mediation.supermarket import assignment, schemas
 from backend.mediation.supermarket.errors import (
     ApplicantChoosesStudio,
