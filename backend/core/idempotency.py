@@ -99,9 +99,15 @@ async def earlier_request(
     earlier = (
         await session.execute(select(model).where(owner == owner_id, model.idempotency_key == key))
     ).scalar_one_or_none()
-    if earlier is not None and earlier.request_hash != digest:
-        raise conflict()
+    if earlier is not None:
+        same_request(earlier.request_hash, digest, conflict)
     return earlier
+
+
+def same_request(stored: str, digest: str, conflict: type[ShanzhiError]) -> None:
+    """An earlier request used this key: it must have been this very request."""
+    if stored != digest:
+        raise conflict()
 
 
 # --- answering a retry ---------------------------------------------------------------------

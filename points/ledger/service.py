@@ -270,8 +270,7 @@ async def _earlier(session: AsyncSession, key: str, digest: str) -> _Earlier | N
     row = (await session.execute(EARLIER, {"key": key})).one_or_none()
     if row is None:
         return None
-    if row.request_hash != digest:
-        raise IdempotencyConflict()
+    idempotency.same_request(row.request_hash, digest, IdempotencyConflict)
     return _Earlier(
         transaction_id=_uuid(row.id),
         kind=TransactionKind(row.kind),
