@@ -2,7 +2,8 @@
 
 `create_app()` puts these on `app.state`; routers take them as parameters and never read
 `request.app.state` themselves. The domain types are imported for the type checker only:
-the kernel depends on no domain at run time.
+the kernel depends on no domain at run time. They are `async def` on purpose: FastAPI runs a
+plain `def` dependency in its thread pool, a hop no attribute read is worth.
 """
 
 from __future__ import annotations
@@ -21,30 +22,30 @@ if TYPE_CHECKING:
     from backend.wechat.client import WechatClient
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _personal_data(request: Request) -> PersonalData:
+async def _personal_data(request: Request) -> PersonalData:
     personal_data: PersonalData = request.app.state.personal_data
     return personal_data
 
 
-def _engine(request: Request) -> AsyncEngine:
+async def _engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
-def _object_store(request: Request) -> Any:
+async def _object_store(request: Request) -> Any:
     return request.app.state.object_store
 
 
-def _grid_map(request: Request) -> Any:
+async def _grid_map(request: Request) -> Any:
     return request.app.state.grid_map
 
 
-def _wechat(request: Request) -> Any:
+async def _wechat(request: Request) -> Any:
     return request.app.state.wechat
 
 
