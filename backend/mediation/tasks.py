@@ -1,10 +1,9 @@
 """Periodic jobs of mediation: consent that never came, and mediations past their time limit.
 
-Run by `shanzhi worker` (hooked into `backend.cases.tasks.run_jobs`). Each job takes its
+Run by `shanzhi worker` (backend/worker.py, through `jobs(settings)`). Each job takes its
 mediations in batches with `FOR UPDATE SKIP LOCKED` and commits each batch, so any number of
 workers can run side by side, and a mediation a request holds right now (a respondent
-answering, the applicant withdrawing) is skipped and looked at again next run.
-"""
+answering, the applicant withdrawing) is skipped and looked at again next run."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
 """Periodic jobs of the ledger: points past their expiry, and holds nobody settled in time.
 
-Run by `shanzhi worker` (hooked into `backend.cases.tasks.run_jobs`). Each job works in
+Run by `shanzhi worker` (backend/worker.py, through `jobs(settings)`). Each job works in
 batches and commits after each; rows another transaction holds are skipped (`SKIP LOCKED`)
-and taken on the next run, so any number of workers can run side by side.
-"""
+and taken on the next run, so any number of workers can run side by side."""
 
 from __future__ import annotations
 

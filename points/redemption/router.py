@@ -1,5 +1,5 @@
 """Rewards and redemption over HTTP: the member's catalog and redemptions, the counter, and
-the catalog's administration. Thin: every rule lives in `points.redemption`."""
+the catalog's administration. Thin: every rule lives in the services of `points.redemption`."""
 
 from __future__ import annotations
 

@@ -1,12 +1,11 @@
 """Periodic jobs of the rewards side: reservations nobody picked up expire.
 
-Run by `shanzhi worker` (hooked into `backend.cases.tasks.run_jobs`). Each redemption expires
-in a transaction of its own, claimed with `FOR UPDATE SKIP LOCKED`: any number of workers
-can run side by side, a redemption a member is cancelling (or staff are fulfilling) right
-now is skipped and looked at again next run, and the job never holds the locks of one
+Run by `shanzhi worker` (backend/worker.py, through `jobs(settings)`). Each redemption
+expires in a transaction of its own, claimed with `FOR UPDATE SKIP LOCKED`: any number of
+workers can run side by side, a redemption a member is cancelling (or staff are fulfilling)
+right now is skipped and looked at again next run, and the job never holds the locks of one
 member's accounts while it waits for another's, which is what could deadlock against the
-requests of the app.
-"""
+requests of the app."""
 
 from __future__ import annotations
 

@@ -1,11 +1,10 @@
 """Periodic jobs of the volunteers domain: activities past their end are finished.
 
-Run by `shanzhi worker` (hooked into `backend.cases.tasks.run_jobs`). A published activity
+Run by `shanzhi worker` (backend/worker.py, through `jobs(settings)`). A published activity
 whose end plus the check-out grace has passed is finished in a transaction of its own,
 claimed with `FOR UPDATE SKIP LOCKED`: any number of workers can run side by side, and an
 activity a request is changing right now is skipped and looked at again next run. Finishing
-records the no-shows (the same rule as the staff `finish`: `activities.finish_locked`).
-"""
+records the no-shows (the same rule as the staff `finish`: `activities.finish_locked`)."""
 
 from __future__ import annotations
 
