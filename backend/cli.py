@@ -44,7 +44,7 @@ def _embedded_database(settings: Settings, stack: ExitStack) -> Iterator[Setting
     if settings.database_url:
         yield settings
         return
-    from backend.embedded.postgres import EmbeddedPostgres
+    from backend.embedded import EmbeddedPostgres
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     postgres = EmbeddedPostgres(settings.data_dir)
@@ -57,7 +57,7 @@ def _embedded_database(settings: Settings, stack: ExitStack) -> Iterator[Setting
 def _embedded_storage(settings: Settings, stack: ExitStack) -> Settings:
     if settings.s3_endpoint:
         return settings
-    from backend.embedded.s3 import EmbeddedS3
+    from backend.embedded import EmbeddedS3
 
     s3 = EmbeddedS3(settings.data_dir)
     stack.callback(s3.stop)
@@ -91,7 +91,7 @@ async def _migrate(settings: Settings, *, demo: bool) -> bool:
     """Bring the schema to head; load the demo city when asked. True if demo data was added."""
     from backend.core.database import create_engine, create_sessionmaker
     from backend.core.migrate import upgrade
-    from backend.demo.loading import load_demo_data
+    from backend.demo import load_demo_data
 
     assert settings.database_url
     engine = create_engine(settings.database_url, pool_size=1)
@@ -108,7 +108,7 @@ async def _migrate(settings: Settings, *, demo: bool) -> bool:
 
 
 def _banner(settings: Settings) -> str:
-    from backend.demo.city import DEMO_ACCOUNTS
+    from backend.demo import DEMO_ACCOUNTS
 
     base = f"http://{settings.host}:{settings.port}"
     lines = [

@@ -1,4 +1,4 @@
-"""Loading the demo data: the city, its accounts, rewards, volunteers and mediators."""
+"""Loading the demo data: categories, the city, its accounts, rewards, volunteers, mediators."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlmodel import col
 
 from backend.auth.models import RoleGrant
 from backend.core.ids import new_id
+from backend.demo.categories import load_demo_categories
 from backend.demo.city import (
     CITY_CODE,
     DEMO_ACCOUNTS,
@@ -20,7 +21,6 @@ from backend.demo.city import (
     ensure_users,
     geojson,
     grid_cells,
-    load_demo_categories,
     union,
 )
 from backend.demo.mediation import load_demo_mediation

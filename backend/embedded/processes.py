@@ -6,8 +6,12 @@ import json
 import logging
 import os
 import socket
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psutil
 
 log = logging.getLogger("shanzhi.embedded")
 
@@ -64,3 +68,23 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def wait_dead(process: psutil.Process, timeout: float) -> bool:
+    """Wait until `process` has exited; a zombie counts as exited.
+
+    Processes we did not start are reaped by init, sometimes late or (in containers without
+    one) never, so `Process.wait()` could hang on a corpse.
+    """
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if not process.is_running() or process.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.Error:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from backend.embedded.postgres import wait_dead
 from backend.embedded.processes import (
     LOOPBACK,
     EmbeddedServerError,
@@ -25,6 +24,7 @@ from backend.embedded.processes import (
     log,
     port_is_free,
     read_json,
+    wait_dead,
     write_private,
 )
 

@@ -25,7 +25,7 @@ from backend.cases.workflow import Action, Actor
 from backend.core.clock import clock, now
 from backend.core.database import create_sessionmaker
 from backend.core.ids import new_id
-from backend.demo.city import DEMO_CATEGORIES
+from backend.demo.categories import DEMO_CATEGORIES
 from backend.regions.models import Region, RegionLevel
 from backend.wechat.emulator import EmulatorServer
 from tests.conftest import Login, StaffElsewhere, assert_problem, bearer
