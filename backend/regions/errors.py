@@ -115,3 +115,4 @@ CREATE_REGION_ERRORS = (
     InvalidBoundary,
 )
 UPDATE_REGION_ERRORS = (*STAFF_ERRORS, RegionNotFound, InvalidBoundary)
+IMPORT_GRIDS_ERRORS = (*STAFF_ERRORS, ImportTooLarge, GridImportInvalid)

@@ -10,13 +10,8 @@ from backend.auth.principal import CurrentPrincipal
 from backend.core.database import SessionDep
 from backend.core.deps import GridMapDep
 from backend.core.errors import problem_responses
-from backend.regions import errors, grid_import, schemas
-from backend.regions import service as regions_service
+from backend.regions import errors, grid_import, schemas, service
 from backend.regions.coords import CoordSystem
-from backend.regions.errors import (
-    GridImportInvalid,
-    ImportTooLarge,
-)
 
 router = APIRouter(prefix="/regions", tags=["regions"])
 admin_router = APIRouter(prefix="/admin/regions", tags=["regions-admin"])
@@ -65,7 +60,7 @@ async def locate_grid(
     Public: the mini-program calls it before a report to fill in the place. A point on the
     border of two grids always answers the same grid (the one with the smaller code).
     """
-    return regions_service.locate(grid_map, lat, lng, coord)
+    return service.locate(grid_map, lat, lng, coord)
 
 
 @router.get(
@@ -83,7 +78,7 @@ async def get_region(
         Query(description="`boundary` adds the region's GeoJSON boundary (WGS-84)."),
     ] = None,
 ) -> schemas.RegionDetail:
-    return await regions_service.get_region(session, code, include_boundary=include == "boundary")
+    return await service.get_region(session, code, include_boundary=include == "boundary")
 
 
 @admin_router.post(
@@ -102,7 +97,7 @@ async def create_region(
     coord: AdminCoord = "wgs84",
 ) -> schemas.RegionDetail:
     """Needs the admin role on the parent or above. Its level is the parent's child level."""
-    return await regions_service.create_region(session, principal, body, coord, grid_map)
+    return await service.create_region(session, principal, body, coord, grid_map)
 
 
 @admin_router.patch(
@@ -121,11 +116,11 @@ async def update_region(
     coord: AdminCoord = "wgs84",
 ) -> schemas.RegionDetail:
     """Needs the admin role on the region's parent or above."""
-    return await regions_service.update_region(session, principal, code, body, coord, grid_map)
+    return await service.update_region(session, principal, code, body, coord, grid_map)
 
 
 def _import_responses() -> dict[int | str, dict[str, Any]]:
-    responses = problem_responses(*errors.STAFF_ERRORS, ImportTooLarge, GridImportInvalid)
+    responses = problem_responses(*errors.IMPORT_GRIDS_ERRORS)
     # The 422 body lists the bad features: document its extra members.
     responses[422]["model"] = schemas.GridImportProblem
     return responses

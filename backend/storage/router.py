@@ -12,8 +12,7 @@ from backend.auth.principal import CurrentPrincipal, RateLimit
 from backend.core.database import SessionDep
 from backend.core.deps import SettingsDep, StoreDep
 from backend.core.errors import problem_responses
-from backend.storage import errors, schemas
-from backend.storage import service as storage_service
+from backend.storage import errors, schemas, service
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
 
@@ -41,7 +40,7 @@ async def create_upload(
     to 10 MB; videos (`case_video`) MP4 up to 50 MB. Storage refuses another file type and
     a file larger than `size`.
     """
-    offer = await storage_service.create_upload(
+    offer = await service.create_upload(
         session,
         store,
         principal.user_id,
@@ -76,7 +75,7 @@ async def get_upload(
     """Whether the file has arrived in storage (`uploaded`) or is still `pending`, and
     whether a case uses it. Only its owner can see an upload.
     """
-    upload, state = await storage_service.get_upload(session, store, principal.user_id, upload_id)
+    upload, state = await service.get_upload(session, store, principal.user_id, upload_id)
     return schemas.UploadOut(
         id=upload.id,
         purpose=upload.purpose,
