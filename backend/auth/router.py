@@ -36,9 +36,7 @@ router = APIRouter(tags=["auth"])
 
 
 async def _me(session: SessionDep, user_id: uuid.UUID) -> Me:
-    user = await session.get(User, user_id)
-    assert user is not None
-    roles = await service.roles_of(session, user_id)
+    user, roles = await service.profile(session, user_id)
     return Me(
         id=user.id,
         nickname=user.nickname,

@@ -164,6 +164,15 @@ async def roles_of(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[Role
     return [(grant, region) for grant, region in rows.all()]
 
 
+async def profile(
+    session: AsyncSession, user_id: uuid.UUID
+) -> tuple[User, list[tuple[RoleGrant, Region]]]:
+    """A user and the roles they hold, each with its region."""
+    user = await session.get(User, user_id)
+    assert user is not None
+    return user, await roles_of(session, user_id)
+
+
 async def grant_role(
     session: AsyncSession,
     principal: Principal,
