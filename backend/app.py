@@ -15,6 +15,7 @@ from backend.cases import router as cases_router
 from backend.core.config import Settings, get_settings
 from backend.core.database import create_engine, create_sessionmaker
 from backend.core.errors import PROBLEM_JSON, install_error_handlers
+from backend.core.faults import ProblemMiddleware
 from backend.core.ratelimit import create_limiter
 from backend.core.security import PersonalData
 from backend.mediation import router as mediation_router
@@ -24,6 +25,7 @@ from backend.regions import router as regions_router
 from backend.regions import service as regions_service
 from backend.stats import router as stats_router
 from backend.storage import router as storage_router
+from backend.storage.errors import StorageUnavailable
 from backend.storage.service import ObjectStore
 from backend.wechat.client import WechatClient
 from points import router as points_router
@@ -45,11 +47,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     if not settings.database_url:
         raise RuntimeError("SHANZHI_DATABASE_URL is not set (`shanzhi serve` sets it)")
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        pool_timeout=settings.database_pool_timeout_seconds,
+        connect_timeout=settings.database_connect_timeout_seconds,
+        statement_timeout=settings.database_statement_timeout_seconds,
+        idle_in_transaction_timeout=settings.database_idle_in_transaction_timeout_seconds,
+    )
     app.state.engine = engine
     app.state.session_factory = create_sessionmaker(engine)
     app.state.object_store = ObjectStore(settings)
-    await app.state.object_store.ensure_bucket()
+    try:
+        await app.state.object_store.ensure_bucket()
+    except StorageUnavailable:
+        # The API still serves everything but uploads; /readyz says S3 is down.
+        log.warning("object storage unreachable at start; uploads answer 503 until it is back")
     app.state.wechat = WechatClient(settings, engine)
     grid_map = app.state.grid_map
     async with app.state.session_factory() as session:
@@ -61,6 +74,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await grid_map.stop_listening()
         await app.state.wechat.aclose()
+        app.state.object_store.close()
         await engine.dispose()
 
 
@@ -99,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.grid_map = regions_service.GridMap()
     app.state.rate_limiter = create_limiter(settings.redis_url)
     install_error_handlers(app)
+    app.add_middleware(ProblemMiddleware)  # innermost: inside the request log and its id
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     app.include_router(ops_router)

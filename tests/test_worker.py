@@ -265,7 +265,7 @@ async def test_a_failing_job_is_logged_and_the_others_still_run(
     monkeypatch.setattr(tasks, "escalate_overdue", broken)
     clock.advance(timedelta(days=8))
     caplog.set_level(logging.INFO, logger="shanzhi.worker")
-    assert await worker.run_jobs(factory, worker.all_jobs(settings)) is False
+    assert not (await worker.run_jobs(factory, worker.all_jobs(settings))).healthy
     assert "job escalate_overdue failed" in caplog.text and "database hiccup" in caplog.text
     assert re.search(r"worker run: escalated failed, closed [1-9]", caplog.text)
     async with factory() as session:

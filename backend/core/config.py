@@ -48,7 +48,30 @@ class Settings(BaseSettings):
         None,
         description="postgresql+asyncpg://user:pass@host:port/db; unset: embedded PostgreSQL.",
     )
-    database_pool_size: int = Field(10, description="Connections kept per process.")
+    database_pool_size: int = Field(
+        10, ge=1, description="Connections kept per process (as many again may be opened)."
+    )
+    database_pool_timeout_seconds: float = Field(
+        2,
+        gt=0,
+        description="How long a request waits for a free database connection before it "
+        "answers 503 `service.database_unavailable`.",
+    )
+    database_connect_timeout_seconds: float = Field(
+        2, gt=0, description="How long opening a database connection may take."
+    )
+    database_statement_timeout_seconds: float = Field(
+        10,
+        ge=0,
+        description="PostgreSQL's `statement_timeout` for the API's connections (0: none); "
+        "a statement cut short answers 503.",
+    )
+    database_idle_in_transaction_timeout_seconds: float = Field(
+        30,
+        ge=0,
+        description="PostgreSQL's `idle_in_transaction_session_timeout` for the API's and the "
+        "worker's connections (0: none): a transaction left waiting that long is ended.",
+    )
 
     s3_endpoint: str | None = Field(
         None, description="host:port of an S3 server (MinIO, SeaweedFS); unset: embedded S3."
@@ -59,6 +82,21 @@ class Settings(BaseSettings):
     s3_bucket: str = Field("shanzhi", description="Bucket for uploads (created on start).")
     s3_region: str = Field(
         "us-east-1", description="Region used for signing (presigning needs it explicitly)."
+    )
+    s3_connect_timeout_seconds: float = Field(
+        1, gt=0, description="How long connecting to S3 may take (one retry follows)."
+    )
+    s3_read_timeout_seconds: float = Field(
+        3, gt=0, description="How long S3 may take to answer one request."
+    )
+    s3_threads: int = Field(
+        8, ge=1, le=256, description="Threads (and connections) for S3 calls, per process."
+    )
+    s3_breaker_seconds: float = Field(
+        5,
+        ge=0,
+        description="Once S3 failed to answer, uploads are refused at once (503 "
+        "`upload.storage_unavailable`) for this long before S3 is tried again.",
     )
     s3_public_endpoint: str | None = Field(
         None,

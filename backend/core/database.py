@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapp
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import UserDefinedType
 from sqlmodel import SQLModel
 
@@ -52,13 +54,32 @@ def _Boolean() -> Any:
     return Boolean()
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    pool_timeout: float = 30.0,
+    connect_timeout: float = 10.0,
+    statement_timeout: float | None = None,
+    idle_in_transaction_timeout: float | None = None,
+) -> AsyncEngine:
+    """An engine whose waits are bounded: for a pooled connection (`pool_timeout`), for a new
+    one (`connect_timeout`), and, when given, for one statement and for a transaction left
+    idle (seconds; PostgreSQL ends either, and the request answers 503)."""
+    server_settings = {"application_name": "shanzhi"}
+    if statement_timeout:
+        server_settings["statement_timeout"] = str(round(statement_timeout * 1000))
+    if idle_in_transaction_timeout:
+        server_settings["idle_in_transaction_session_timeout"] = str(
+            round(idle_in_transaction_timeout * 1000)
+        )
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=pool_timeout,
         pool_pre_ping=True,
-        connect_args={"server_settings": {"application_name": "shanzhi"}},
+        connect_args={"timeout": connect_timeout, "server_settings": server_settings},
     )
 
 
@@ -98,6 +119,49 @@ async def insert_unique(
             return False
         raise
     return True
+
+
+# --- a request that waits on something slow ------------------------------------------
+
+_WROTE = "shanzhi.wrote"  # session.info: this transaction wrote or locked rows
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_writes(state: ORMExecuteState) -> None:
+    statement = state.statement
+    if isinstance(statement, TextClause):
+        wrote = not statement.text.lstrip().upper().startswith(("SELECT", "WITH"))
+    else:
+        wrote = bool(statement.is_dml) or getattr(statement, "_for_update_arg", None) is not None
+    if wrote:
+        state.session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flush(session: Session, context: object) -> None:
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_writes(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction: its writes are settled
+        session.info.pop(_WROTE, None)
+
+
+async def release_connection(session: AsyncSession) -> None:
+    """Hand the request's database connection back to the pool before a slow wait outside
+    the database (S3, WeChat), so the wait holds no connection idle in a transaction.
+
+    Only for a request that has read and not yet written or locked anything: its transaction
+    so far is ended (nothing to keep), and the next statement begins a new one. Reading
+    first and writing after is then two transactions, which READ COMMITTED makes no
+    different from one. Called after a write it raises: those writes must commit together
+    with the rest, so the slow call belongs before them.
+    """
+    if session.new or session.dirty or session.deleted or session.info.get(_WROTE):
+        raise RuntimeError("release_connection() after the request wrote: call it earlier")
+    if session.in_transaction():
+        await session.commit()
 
 
 AfterCommit = Callable[[AsyncSession], Awaitable[None]]

@@ -107,10 +107,36 @@ class MethodNotAllowed(ShanzhiError):
     message = {"zh-CN": "不支持该请求方法", "en": "This method is not allowed here"}
 
 
-class ServiceUnavailable(ShanzhiError):
+class Unavailable(ShanzhiError):
+    """A part the request needs is down or overloaded: the client should try again after
+    `Retry-After` seconds (every 503 carries the header and `retry_after` in the body)."""
+
     status = 503
+    retry_after: ClassVar[int] = 5
+
+    def extra(self) -> dict[str, Any]:
+        return {"retry_after": self.retry_after_seconds}
+
+    @property
+    def retry_after_seconds(self) -> int:
+        given = (self.headers or {}).get("Retry-After", "")
+        return int(given) if given.isdigit() else self.retry_after
+
+
+class ServiceUnavailable(Unavailable):
     code = "service.unavailable"
     message = {"zh-CN": "服务暂时不可用，请稍后再试", "en": "Service unavailable, try again later"}
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database is down, restarting, out of connections or too slow (`core.faults`)."""
+
+    code = "service.database_unavailable"
+    message = {
+        "zh-CN": "服务繁忙或正在维护，请稍后再试",
+        "en": "The service is busy or under maintenance; try again in a moment",
+    }
+    retry_after = 2
 
 
 class InternalError(ShanzhiError):
@@ -163,11 +189,14 @@ def _title(error: type[ShanzhiError], language: Language) -> str:
 
 def problem_response(error: ShanzhiError, request: Request) -> JSONResponse:
     language = negotiate(request.headers.get("accept-language"))
+    headers = {"Content-Language": language, **(error.headers or {})}
+    if isinstance(error, Unavailable):
+        headers["Retry-After"] = str(error.retry_after_seconds)
     return JSONResponse(
         problem_body(error, language, request.url.path),
         status_code=error.status,
         media_type=PROBLEM_JSON,
-        headers={"Content-Language": language, **(error.headers or {})},
+        headers=headers,
     )
 
 
@@ -221,21 +250,20 @@ def install_error_handlers(app: FastAPI) -> None:
         error.message = {"zh-CN": str(exc.detail), "en": str(exc.detail)}  # type: ignore[misc]
         return problem_response(error, request)
 
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(InternalError(), request)
-
     app.add_exception_handler(ShanzhiError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_unexpected)
+    # Everything else (a database outage, a bug) is answered by `faults.ProblemMiddleware`:
+    # a handler for `Exception` would run in Starlette's outermost middleware, which closes
+    # the connection after answering.
 
 
 def problem_responses(*errors: type[ShanzhiError]) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a route: each error it may answer, with an example per code."""
     by_status: dict[int, list[type[ShanzhiError]]] = {}
     error: type[ShanzhiError]
-    for error in (*errors, MalformedRequest, ValidationFailed):
+    # Any route may meet malformed input or a database that is down.
+    for error in (*errors, MalformedRequest, ValidationFailed, DatabaseUnavailable):
         if error not in by_status.get(error.status, []):
             by_status.setdefault(error.status, []).append(error)
     responses: dict[int | str, dict[str, Any]] = {}
@@ -252,12 +280,21 @@ def problem_responses(*errors: type[ShanzhiError]) -> dict[int | str, dict[str, 
             "description": "; ".join(f"`{e.code}`: {e.message['en']}" for e in group),
             "content": {PROBLEM_JSON: {"examples": examples}},
         }
+        if status in (429, 503):
+            responses[status]["headers"] = {"Retry-After": _RETRY_AFTER}
     return responses
+
+
+_RETRY_AFTER = {
+    "description": "Seconds to wait before trying again.",
+    "schema": {"type": "integer", "minimum": 1},
+    "example": 5,
+}
 
 
 def _example(error: type[ShanzhiError]) -> dict[str, Any]:
     text = _PLACEHOLDER.sub("…", error.message["zh-CN"])
-    return {
+    example: dict[str, Any] = {
         "type": f"urn:shanzhi:problem:{error.code}",
         "title": _title(error, "zh-CN"),
         "status": error.status,
@@ -266,3 +303,6 @@ def _example(error: type[ShanzhiError]) -> dict[str, Any]:
         "instance": "/v1/...",
         "request_id": "3f2b9c1e8a7d4e6f9b0a1c2d3e4f5a6b",
     }
+    if issubclass(error, Unavailable):
+        example["retry_after"] = error.retry_after
+    return example

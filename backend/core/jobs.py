@@ -10,6 +10,9 @@ from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.core.errors import Unavailable
+from backend.core.faults import is_database_outage
+
 
 class Job(NamedTuple):
     name: str
@@ -20,6 +23,12 @@ class Job(NamedTuple):
 
 
 log = logging.getLogger("shanzhi.worker")
+
+
+def is_transient(error: BaseException) -> bool:
+    """A part that is down (the database, S3, WeChat), not a fault of the job: worth a
+    later try, and worth one log line rather than a traceback."""
+    return isinstance(error, Unavailable) or is_database_outage(error)
 
 
 @dataclass
@@ -36,6 +45,8 @@ async def alone(session: AsyncSession, what: str, *args: object) -> AsyncIterato
     try:
         async with session.begin_nested():
             yield item
-    except Exception:
+    except Exception as error:
+        if is_transient(error):
+            raise  # the database or S3 is down: the whole run stops and is tried again
         log.exception("could not " + what, *args)
         item.failed = True

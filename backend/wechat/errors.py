@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.core.errors import ShanzhiError
+from backend.core.errors import ShanzhiError, Unavailable
 
 # WeChat's own errcodes, named where the code below branches on them.
 SYSTEM_BUSY = -1
@@ -105,13 +105,17 @@ class WechatUserBlocked(WechatError):
     }
 
 
-class WechatBusy(WechatError):
+class WechatBusy(WechatError, Unavailable):
     status = 503
     code = "wechat.busy"
     message = {
         "zh-CN": "微信服务繁忙，请稍后再试",
         "en": "WeChat is busy right now, please try again in a moment",
     }
+    retry_after = 5
+
+    def extra(self) -> dict[str, Any]:
+        return {**WechatError.extra(self), **Unavailable.extra(self)}
 
 
 class WechatTokenInvalid(WechatError):
@@ -123,13 +127,17 @@ class WechatTokenInvalid(WechatError):
     }
 
 
-class WechatUnavailable(WechatError):
+class WechatUnavailable(WechatError, Unavailable):
     status = 503
     code = "wechat.unavailable"
     message = {
         "zh-CN": "暂时连不上微信服务，请稍后再试",
         "en": "WeChat cannot be reached right now, please try again later",
     }
+    retry_after = 10
+
+    def extra(self) -> dict[str, Any]:
+        return {**WechatError.extra(self), **Unavailable.extra(self)}
 
 
 class WechatMisconfigured(WechatError):

@@ -612,7 +612,7 @@ async def test_no_answer_in_time_ends_it_not_mediated(
 
     clock.advance(timedelta(hours=71))
     caplog.set_level(logging.INFO, logger="shanzhi.worker")
-    assert await worker.run_jobs(worker_factory, worker.all_jobs(settings)) is True
+    assert (await worker.run_jobs(worker_factory, worker.all_jobs(settings))).healthy
     await people.log_in_again()
     view = (await people.applicant.get(f"/v1/mediations/{made['id']}")).json()
     assert view["state"] == "awaiting_consent"  # not yet
@@ -631,7 +631,7 @@ async def test_no_answer_in_time_ends_it_not_mediated(
         409,
         "mediation.consent_closed",
     )
-    assert await worker.run_jobs(worker_factory, worker.all_jobs(settings)) is True
+    assert (await worker.run_jobs(worker_factory, worker.all_jobs(settings))).healthy
     assert re.search(r"mediation: [1-9]\d* not mediated", caplog.text)
     view = (await people.applicant.get(f"/v1/mediations/{made['id']}")).json()
     assert view["state"] == "not_mediated" and view["ended_at"]

@@ -1049,7 +1049,7 @@ async def test_shanzhi_worker_runs_the_finishing_job(
             )
             await db.commit()
         caplog.set_level(logging.INFO, logger="shanzhi.worker")
-        assert await worker.run_jobs(factory, worker.all_jobs(settings)) is True
+        assert (await worker.run_jobs(factory, worker.all_jobs(settings))).healthy
         assert re.search(r"activities_finished [1-9]", caplog.text), caplog.text
         assert re.search(
             r"volunteers: [1-9]\d* activities finished, [1-9]\d* no-shows", caplog.text
