@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -53,7 +54,7 @@ from backend.regions.schemas import RegionBrief
 from backend.regions.service import GridMap, LocatedGrid
 from backend.storage import service as storage_service
 from backend.storage.models import Upload, UploadPurpose
-from backend.storage.service import ObjectStore
+from backend.storage.service import ObjectStore, PreparedClaim
 
 SUBMIT_PURPOSES = (UploadPurpose.case_photo, UploadPurpose.case_video)
 
@@ -86,6 +87,19 @@ class Submission:
     replayed: bool  # an earlier submission with the same key, answered again
 
 
+async def prepare_photos(
+    session: AsyncSession,
+    store: ObjectStore,
+    principal: Principal,
+    upload_ids: Sequence[uuid.UUID],
+) -> PreparedClaim:
+    """The S3 half of attaching a report's photos: copied and checked before anything is
+    written, with no database connection held (`storage.service.prepare_claim`)."""
+    return await storage_service.prepare_claim(
+        session, store, principal.user_id, upload_ids, SUBMIT_PURPOSES
+    )
+
+
 async def submit(
     session: AsyncSession,
     *,
@@ -96,10 +110,13 @@ async def submit(
     body: schemas.ReportCreate,
     idempotency_key: str | None,
     channel: Channel = Channel.miniapp,
+    photos: PreparedClaim | None = None,
 ) -> Submission:
     """Open a report or complaint for the caller, or answer the one this key opened before.
 
-    `channel` says how it came in: the app by default, or a volunteer's inspection.
+    `channel` says how it came in: the app by default, or a volunteer's inspection. A caller
+    that has written before it submits passes the photos it prepared before writing
+    (`prepare_photos`), since S3 is asked with no database connection held.
     """
     key = check_idempotency_key(idempotency_key)
     digest = request_hash(kind.value, body.model_dump(mode="json"))
@@ -125,6 +142,7 @@ async def submit(
             raise
         return await _replay(session, store, principal, earlier, digest)
 
+    prepared = photos or await prepare_photos(session, store, principal, body.upload_ids)
     extra: dict[str, Any] = {}
     if isinstance(body, schemas.ComplaintCreate):
         extra = {"target_type": body.target.type, "target_name": body.target.name}
@@ -160,9 +178,7 @@ async def submit(
 
     uploads: list[Upload] = []
     if body.upload_ids:
-        uploads = await storage_service.claim_uploads(
-            session, store, principal.user_id, body.upload_ids, SUBMIT_PURPOSES
-        )
+        uploads = await storage_service.claim_uploads(session, prepared)
         session.add_all(
             CaseAttachment(case_id=case.id, event_id=event.id, upload_id=upload.id, position=i)
             for i, upload in enumerate(uploads)

@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from backend.auth.principal import AUTH_ERRORS
-from backend.core.errors import ShanzhiError
+from backend.core.errors import ShanzhiError, Unavailable
 from backend.core.ratelimit import RateLimited
 
 
@@ -130,13 +130,13 @@ class UploadDuplicate(_UploadProblem):
     }
 
 
-class StorageUnavailable(ShanzhiError):
-    status = 503
+class StorageUnavailable(Unavailable):
     code = "upload.storage_unavailable"
     message = {
         "zh-CN": "照片存储暂时无法访问，请稍后再试",
         "en": "Photo storage is unavailable at the moment; try again later",
     }
+    retry_after = 5
 
 
 # What `service.claim_uploads` may raise: routes that call it list these in `responses=`.

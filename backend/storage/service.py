@@ -1,9 +1,12 @@
 """Object storage through the `minio` client (any S3 server: MinIO, SeaweedFS, ...), and
 uploads: the phone posts a file straight to S3 under a presigned POST policy, and a case
-later claims it once its size, type and first bytes check out.
+later claims it: the server copies it to a key no policy can write and checks the copy's
+size, type and first bytes.
 
-The client is synchronous, so every call that talks to the server runs in a thread;
-presigning is local arithmetic because the region is given explicitly.
+The client is synchronous, so every call that talks to the server runs on the store's own
+threads, with bounded timeouts and at most one retry; once S3 fails, calls are refused at
+once for a few seconds (a circuit breaker), so a dead S3 costs an upload a fast 503, never a
+queue. Presigning is local arithmetic because the region is given explicitly.
 """
 
 from __future__ import annotations
@@ -11,26 +14,31 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 import secrets
+import time
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
+from minio.commonconfig import CopySource
 from minio.datatypes import PostPolicy
 from minio.deleteobjects import DeleteObject
-from minio.error import MinioException, S3Error
+from minio.error import MinioException, S3Error, ServerError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from backend.core.clock import now
 from backend.core.config import Settings
+from backend.core.database import release_connection
 from backend.core.errors import ShanzhiError
 from backend.storage.errors import (
     StorageUnavailable,
@@ -49,6 +57,14 @@ from backend.storage.models import Upload, UploadPurpose, UploadState
 
 log = logging.getLogger("shanzhi.storage")
 
+T = TypeVar("T")
+
+_MISSING = frozenset({"NoSuchKey", "NoSuchObject", "ResourceNotFound"})
+# S3 not answering (refused, reset, timed out) or answering 5xx: what opens the breaker.
+_OUTAGES = (urllib3.exceptions.HTTPError, OSError, ServerError)
+# Anything else minio raises is an answer we cannot use: unavailable, but S3 is up.
+_FAILURES = (*_OUTAGES, MinioException)
+
 
 class ObjectStore:
     def __init__(self, settings: Settings) -> None:
@@ -56,12 +72,23 @@ class ObjectStore:
             raise ValueError("SHANZHI_S3_ENDPOINT is not set")
         secret = settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None
         self.bucket = settings.s3_bucket
+        # minio's default pool retries a refused connection five times with backoff (about
+        # 6 s): here one connect try more, no read retry, and bounded waits.
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(
+                connect=settings.s3_connect_timeout_seconds,
+                read=settings.s3_read_timeout_seconds,
+            ),
+            maxsize=settings.s3_threads,
+            retries=urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0),
+        )
         self.client = Minio(
             settings.s3_endpoint,
             access_key=settings.s3_access_key,
             secret_key=secret,
             secure=settings.s3_secure,
             region=settings.s3_region,
+            http_client=http,
         )
         # Phones reach storage at the public endpoint, and the host is part of the signature.
         public = settings.s3_public_endpoint or (
@@ -82,9 +109,40 @@ class ObjectStore:
         self._prefix_key = hmac.new(
             settings.data_key.get_secret_value().encode(), b"shanzhi/upload-prefix/v1", "sha256"
         ).digest()
+        # Threads of its own: a slow S3 cannot starve the loop's default executor.
+        self._threads = ThreadPoolExecutor(settings.s3_threads, thread_name_prefix="s3")
+        self._breaker_seconds = settings.s3_breaker_seconds
+        self._open_until = 0.0  # time.monotonic() before which S3 counts as down
 
     def owner_prefix(self, owner_id: uuid.UUID) -> str:
         return hmac.new(self._prefix_key, owner_id.bytes, "sha256").hexdigest()[:32]
+
+    async def call(self, what: str, blocking: Callable[[], T]) -> T:
+        """Run one blocking S3 exchange on the store's threads. While S3 is known down it is
+        refused at once; a failure answers `StorageUnavailable` (and one log line)."""
+        wait = self._open_until - time.monotonic()
+        if wait > 0:
+            raise StorageUnavailable(headers={"Retry-After": str(math.ceil(wait))})
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._threads, blocking)
+        except _FAILURES as error:
+            if isinstance(error, _OUTAGES) and self._breaker_seconds > 0:
+                if self._open_until < time.monotonic():  # one line per outage, not per call
+                    log.warning(
+                        "object storage down (%s while %s): refusing uploads for %.0f s",
+                        type(error).__name__,
+                        what,
+                        self._breaker_seconds,
+                    )
+                self._open_until = time.monotonic() + self._breaker_seconds
+            else:
+                log.warning("object storage failed while %s: %r", what, error)
+            raise StorageUnavailable(
+                headers={"Retry-After": str(math.ceil(self._breaker_seconds) or 1)}
+            ) from error
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def ensure_bucket(self) -> None:
         def _ensure() -> bool:
@@ -98,12 +156,14 @@ class ObjectStore:
                     raise
             return True
 
-        if await asyncio.to_thread(_ensure):
+        if await self.call("creating the bucket", _ensure):
             log.info("created bucket %s", self.bucket)
 
     async def ping(self) -> None:
         """Raise unless the server answers and the bucket exists."""
-        exists = await asyncio.to_thread(self.client.bucket_exists, self.bucket)
+        exists = await self.call(
+            "checking the bucket", lambda: self.client.bucket_exists(self.bucket)
+        )
         if not exists:
             raise RuntimeError(f"bucket {self.bucket} does not exist")
 
@@ -226,10 +286,6 @@ async def create_upload(
 
 # --- looking at stored objects ---------------------------------------------------------
 
-_MISSING = frozenset({"NoSuchKey", "NoSuchObject", "ResourceNotFound"})
-# What a failing S3 server or network raises through minio.
-_STORAGE_FAILURES = (MinioException, urllib3.exceptions.HTTPError, OSError)
-
 
 @dataclass(frozen=True)
 class StoredObject:
@@ -268,29 +324,33 @@ def _probe(store: ObjectStore, key: str) -> StoredObject | None:
     return StoredObject(size=size, content_type=content_type, head=head)
 
 
-async def _probe_async(store: ObjectStore, key: str) -> StoredObject | None:
+def _copy_and_probe(store: ObjectStore, staging_key: str, stored_key: str) -> StoredObject | None:
+    """Copy what the phone posted to `stored_key` (server-side) and look at the copy; None
+    if nothing was posted."""
     try:
-        return await asyncio.to_thread(_probe, store, key)
-    except _STORAGE_FAILURES as error:
-        log.warning("object storage failed reading %s: %r", key, error)
-        raise StorageUnavailable() from error
+        store.client.copy_object(store.bucket, stored_key, CopySource(store.bucket, staging_key))
+    except S3Error as error:
+        if error.code in _MISSING:
+            return None
+        raise
+    return _probe(store, stored_key)
 
 
-async def object_exists(store: ObjectStore, key: str) -> bool:
-    def _stat() -> bool:
-        try:
-            store.client.stat_object(store.bucket, key)
-        except S3Error as error:
-            if error.code in _MISSING:
-                return False
-            raise
-        return True
-
+def _exists(store: ObjectStore, key: str) -> bool:
     try:
-        return await asyncio.to_thread(_stat)
-    except _STORAGE_FAILURES as error:
-        log.warning("object storage failed reading %s: %r", key, error)
-        raise StorageUnavailable() from error
+        store.client.stat_object(store.bucket, key)
+    except S3Error as error:
+        if error.code in _MISSING:
+            return False
+        raise
+    return True
+
+
+def _remove_objects(store: ObjectStore, keys: list[str]) -> set[str]:
+    """Delete `keys` in one multi-object request; answer the keys that could not be."""
+    errors = store.client.remove_objects(store.bucket, [DeleteObject(key) for key in keys])
+    # The errors come lazily: iterating sends the request. A missing object is no error.
+    return {error.name for error in errors if error.name and error.code not in _MISSING}
 
 
 # --- the owner's view ------------------------------------------------------------------
@@ -307,8 +367,10 @@ async def get_upload(
         raise UploadNotFound(upload_id)
     if upload.state == UploadState.pending:
         # Pending until a case claims it; whether the phone has posted the file yet is
-        # only known to S3.
-        uploaded = await object_exists(store, upload.object_key)
+        # only known to S3, and asking it holds no database connection.
+        key = upload.object_key
+        await release_connection(session)
+        uploaded = await store.call("looking for an upload", lambda: _exists(store, key))
         return upload, "uploaded" if uploaded else "pending"
     return upload, "attached" if upload.state == UploadState.attached else "deleted"
 
@@ -342,84 +404,153 @@ def _object_problem(upload: Upload, stored: StoredObject | None) -> ShanzhiError
     return None
 
 
-async def claim_uploads(
+@dataclass(frozen=True)
+class CheckedCopy:
+    """The server's copy of one pending upload, and what it holds."""
+
+    stored_key: str
+    stored: StoredObject | None  # None: the phone never posted the file
+    problem: ShanzhiError | None
+
+
+@dataclass(frozen=True)
+class PreparedClaim:
+    """Uploads a request names, copied and checked before it wrote anything
+    (`prepare_claim`); `claim_uploads` attaches them inside the request's transaction."""
+
+    owner_id: uuid.UUID
+    upload_ids: tuple[uuid.UUID, ...]
+    purposes: frozenset[UploadPurpose]
+    copies: Mapping[uuid.UUID, CheckedCopy]
+
+
+def stored_key(store: ObjectStore, owner_id: uuid.UUID) -> str:
+    # Outside the `u/` keys that POST policies name: no client can ever write here.
+    return f"s/{store.owner_prefix(owner_id)}/{secrets.token_hex(16)}"
+
+
+async def prepare_claim(
     session: AsyncSession,
     store: ObjectStore,
     owner_id: uuid.UUID,
     upload_ids: Sequence[uuid.UUID],
     purposes: Collection[UploadPurpose],
-) -> list[Upload]:
-    """Verify and mark attached the owner's uploads named by a case, in the given order.
+) -> PreparedClaim:
+    """Copy each pending upload the caller names to a key no POST policy can write and check
+    the copy: exactly the declared size and type, and that type's magic number.
 
-    Each must be the owner's (else `upload.not_found`, the same as a made-up id), of one of
-    `purposes`, still pending, present in S3 with exactly the declared size and type, and
-    start with that type's magic number. The first problem, in list order, is raised and
-    nothing is marked. The rows stay locked until the transaction ends, so a concurrent
-    claim of the same upload waits and then finds it attached.
+    Call it before the request writes or locks anything: the S3 work is done with the
+    request's database connection handed back to the pool (`release_connection`), so a
+    slow or dead S3 never keeps a connection idle in a transaction. Nothing is decided
+    here: `claim_uploads` reads the rows again under lock and raises the first problem.
     """
-    ids = list(upload_ids)
+    ids = tuple(upload_ids)
     seen: set[uuid.UUID] = set()
     for upload_id in ids:
         if upload_id in seen:
             raise UploadDuplicate(upload_id)
         seen.add(upload_id)
+    wanted = frozenset(purposes)
     if not ids:
+        return PreparedClaim(owner_id, ids, wanted, {})
+    result = await session.execute(
+        select(Upload).where(col(Upload.id).in_(ids), col(Upload.owner_id) == owner_id)
+    )
+    rows = {upload.id: upload for upload in result.scalars()}
+    # Only the uploads before the first row-level problem need looking at in S3.
+    pending: list[tuple[uuid.UUID, str, Upload]] = []
+    for upload_id in ids:
+        upload = rows.get(upload_id)
+        if _row_problem(upload_id, upload, wanted) is not None:
+            break
+        assert upload is not None
+        pending.append((upload_id, upload.object_key, upload))
+    await release_connection(session)
+
+    async def copy(staging_key: str, upload: Upload) -> CheckedCopy:
+        key = stored_key(store, owner_id)
+        stored = await store.call(
+            "checking an upload", lambda: _copy_and_probe(store, staging_key, key)
+        )
+        return CheckedCopy(key, stored, _object_problem(upload, stored))
+
+    copies = await asyncio.gather(*(copy(key, upload) for _, key, upload in pending))
+    checked = {upload_id: c for (upload_id, _, _), c in zip(pending, copies, strict=True)}
+    if any(c.problem is not None for c in copies):
+        # The claim will fail: the copies are not kept.
+        await discard_copies(store, list(checked.values()))
+    return PreparedClaim(owner_id, ids, wanted, checked)
+
+
+async def discard_copies(store: ObjectStore, copies: Sequence[CheckedCopy]) -> None:
+    """Remove copies no upload will name (best effort: a leftover is only unused bytes)."""
+    keys = [c.stored_key for c in copies if c.stored is not None]
+    if not keys:
+        return
+    try:
+        await store.call("discarding copies", lambda: _remove_objects(store, keys))
+    except StorageUnavailable:
+        log.warning("could not discard %d unused upload copies", len(keys))
+
+
+async def claim_uploads(session: AsyncSession, prepared: PreparedClaim) -> list[Upload]:
+    """Mark attached the uploads of a prepared claim, in the order the request gave them,
+    each served from here on from its checked copy.
+
+    Each must be the owner's (else `upload.not_found`, the same as a made-up id), of one of
+    the purposes, still pending, and its copy must have passed the checks. The first
+    problem, in list order, is raised and nothing is marked. The rows stay locked until the
+    transaction ends, so a concurrent claim of the same upload waits and then finds it
+    attached.
+    """
+    if not prepared.upload_ids:
         return []
     # Locked in id order, so two claims of overlapping lists cannot deadlock; refreshed,
     # because a row loaded earlier may have changed while we waited for its lock.
     result = await session.execute(
         select(Upload)
-        .where(col(Upload.id).in_(ids), col(Upload.owner_id) == owner_id)
+        .where(col(Upload.id).in_(prepared.upload_ids), col(Upload.owner_id) == prepared.owner_id)
         .order_by(col(Upload.id))
         .with_for_update()
         .execution_options(populate_existing=True)
     )
     rows = {upload.id: upload for upload in result.scalars()}
-
-    # Only the uploads before the first row-level problem need looking at in S3.
-    checked: list[Upload] = []
-    row_problem: ShanzhiError | None = None
-    for upload_id in ids:
+    claimed: list[tuple[Upload, CheckedCopy]] = []
+    for upload_id in prepared.upload_ids:
         upload = rows.get(upload_id)
-        row_problem = _row_problem(upload_id, upload, purposes)
-        if row_problem is not None:
-            break
-        assert upload is not None
-        checked.append(upload)
-    stored = await asyncio.gather(*(_probe_async(store, u.object_key) for u in checked))
-    for upload, found in zip(checked, stored, strict=True):
-        problem = _object_problem(upload, found)
+        problem = _row_problem(upload_id, upload, prepared.purposes)
         if problem is not None:
             raise problem
-    if row_problem is not None:
-        raise row_problem
+        assert upload is not None
+        copy = prepared.copies.get(upload_id)
+        if copy is None:  # pending now, not when the request began: a retry will copy it
+            raise UploadNotUploaded(upload_id)
+        if copy.problem is not None:
+            raise copy.problem
+        claimed.append((upload, copy))
 
     attached_at = now()
-    for upload, found in zip(checked, stored, strict=True):
-        assert found is not None
+    for upload, copy in claimed:
+        assert copy.stored is not None
         upload.state = UploadState.attached
         upload.attached_at = attached_at
-        upload.size = found.size
+        upload.stored_key = copy.stored_key
+        upload.size = copy.stored.size
     await session.flush()
-    return checked
+    return [upload for upload, _ in claimed]
 
 
 # --- reading attached files ------------------------------------------------------------
 
 
 def view_url(store: ObjectStore, upload: Upload, ttl: timedelta = timedelta(minutes=5)) -> str:
-    """A short-lived link to the file for the phone (presigned locally, no network)."""
-    return store.public_client.presigned_get_object(store.bucket, upload.object_key, expires=ttl)
+    """A short-lived link to the file's checked copy (presigned locally, no network)."""
+    key = upload.stored_key
+    assert key is not None, "only attached uploads are shown, and each has its copy"
+    return store.public_client.presigned_get_object(store.bucket, key, expires=ttl)
 
 
 # --- cleaning up -------------------------------------------------------------------------
-
-
-def _remove_objects(store: ObjectStore, keys: list[str]) -> set[str]:
-    """Delete `keys` in one multi-object request; answer the keys that could not be."""
-    errors = store.client.remove_objects(store.bucket, [DeleteObject(key) for key in keys])
-    # The errors come lazily: iterating sends the request. A missing object is no error.
-    return {error.name for error in errors if error.name and error.code not in _MISSING}
 
 
 async def purge_unattached(
@@ -453,11 +584,8 @@ async def purge_unattached(
     uploads = list(result.scalars())
     if not uploads:
         return 0
-    try:
-        failed = await asyncio.to_thread(_remove_objects, store, [u.object_key for u in uploads])
-    except _STORAGE_FAILURES as error:
-        log.warning("object storage failed removing unattached uploads: %r", error)
-        raise StorageUnavailable() from error
+    keys = [u.object_key for u in uploads]
+    failed = await store.call("removing unattached uploads", lambda: _remove_objects(store, keys))
     if failed:
         log.warning("could not remove %d unattached uploads; will retry", len(failed))
     deleted_at = now()
@@ -468,5 +596,40 @@ async def purge_unattached(
         upload.state = UploadState.deleted
         upload.deleted_at = deleted_at
         removed += 1
+    await session.flush()
+    return removed
+
+
+async def remove_staging_copies(
+    session: AsyncSession, store: ObjectStore, *, batch: int = 500
+) -> int:
+    """Remove what phones posted for uploads since attached, once their policy expired (so
+    nobody can post there again): only the checked copy stays. How many were removed."""
+    result = await session.execute(
+        select(Upload)
+        .where(
+            col(Upload.state) == UploadState.attached,
+            col(Upload.staging_removed_at).is_(None),
+            col(Upload.expires_at) < now(),
+        )
+        .order_by(col(Upload.expires_at))
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    uploads = list(result.scalars())
+    if not uploads:
+        return 0
+    keys = [u.object_key for u in uploads if u.object_key != u.stored_key]
+    failed = (
+        await store.call("removing posted files", lambda: _remove_objects(store, keys))
+        if keys
+        else set()
+    )
+    removed_at = now()
+    removed = 0
+    for upload in uploads:
+        if upload.object_key not in failed:
+            upload.staging_removed_at = removed_at
+            removed += 1
     await session.flush()
     return removed

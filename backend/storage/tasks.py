@@ -1,4 +1,5 @@
-"""The storage jobs: uploads never attached are removed."""
+"""The storage jobs: uploads never attached are removed, and so are the files phones posted
+for uploads since attached (only the server's checked copy is kept)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,23 @@ async def purge_uploads(session: AsyncSession, store: ObjectStore) -> int:
             return total
 
 
+async def remove_staging(session: AsyncSession, store: ObjectStore) -> int:
+    """Remove posted files of attached uploads, a committed batch at a time; how many."""
+    total = 0
+    while True:
+        removed = await service.remove_staging_copies(session, store)
+        await session.commit()
+        total += removed
+        if removed == 0:
+            return total
+
+
 def jobs(settings: Settings) -> list[Job]:
     if not settings.s3_endpoint:
         log.info("no S3 endpoint configured: unattached uploads are not purged")
         return []
     store = ObjectStore(settings)
-    return [Job("purge_uploads", "purged", lambda session: purge_uploads(session, store))]
+    return [
+        Job("purge_uploads", "purged", lambda session: purge_uploads(session, store)),
+        Job("remove_staging", "staging removed", lambda session: remove_staging(session, store)),
+    ]

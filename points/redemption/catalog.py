@@ -263,11 +263,16 @@ def _check_window(active_from: datetime | None, active_until: datetime | None) -
         raise RewardWindowInvalid()
 
 
-async def _claim_photo(
-    session: AsyncSession, store: ObjectStore, principal: Principal, upload_id: uuid.UUID
-) -> None:
-    await storage_service.claim_uploads(
-        session, store, principal.user_id, [upload_id], (UploadPurpose.reward_photo,)
+async def _prepare_photo(
+    session: AsyncSession, store: ObjectStore, principal: Principal, upload_id: uuid.UUID | None
+) -> storage_service.PreparedClaim:
+    """Copy and check a new photo in S3 before anything is locked or written."""
+    return await storage_service.prepare_claim(
+        session,
+        store,
+        principal.user_id,
+        [upload_id] if upload_id is not None else [],
+        (UploadPurpose.reward_photo,),
     )
 
 
@@ -283,8 +288,8 @@ async def create_reward(
     if not principal.can(ADMIN_ROLES, region.path):
         raise CatalogAdminOnly()
     _check_window(data.active_from, data.active_until)
-    if data.photo_upload_id is not None:
-        await _claim_photo(session, store, principal, data.photo_upload_id)
+    photo = await _prepare_photo(session, store, principal, data.photo_upload_id)
+    await storage_service.claim_uploads(session, photo)
     reward = Reward(
         name=data.name,
         name_en=data.name_en,
@@ -327,6 +332,7 @@ async def update_reward(
 ) -> Reward:
     """Change a reward. A new price applies to redemptions made from now on."""
     _require_some_admin(principal)
+    prepared = await _prepare_photo(session, store, principal, data.photo_upload_id)
     reward = await _reward_in_scope(session, principal, reward_id, lock=True)
     # Fields left out stay; the schema refuses an explicit null where one makes no sense.
     changes = data.model_dump(exclude_unset=True, exclude={"limit"})
@@ -336,7 +342,7 @@ async def update_reward(
     )
     photo = changes.get("photo_upload_id", reward.photo_upload_id)
     if photo is not None and photo != reward.photo_upload_id:
-        await _claim_photo(session, store, principal, photo)
+        await storage_service.claim_uploads(session, prepared)
     if "limit" in data.model_fields_set:
         reward.limit_count = data.limit.count if data.limit else None
         reward.limit_period = data.limit.period if data.limit else None

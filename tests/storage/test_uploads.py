@@ -50,6 +50,19 @@ def store(app: FastAPI) -> ObjectStore:
     return object_store
 
 
+async def claim(
+    session: AsyncSession,
+    store: ObjectStore,
+    owner_id: uuid.UUID,
+    upload_ids: list[uuid.UUID],
+    purposes: set[UploadPurpose],
+) -> list[Upload]:
+    """What a request does: copy and check in S3 first, then attach under lock."""
+    await session.commit()  # what the test wrote so far is settled, as a request's reads are
+    prepared = await storage_service.prepare_claim(session, store, owner_id, upload_ids, purposes)
+    return await storage_service.claim_uploads(session, prepared)
+
+
 async def resident(login: Login, name: str = "resident") -> tuple[dict[str, str], uuid.UUID]:
     tokens = await login(f"uploads-{name}-{secrets.token_hex(4)}")
     return bearer(tokens), uuid.UUID(tokens["user"]["id"])
@@ -144,7 +157,7 @@ async def test_upload_then_claim(
     assert await upload_state(client, headers, ticket["id"]) == "uploaded"
 
     upload_id = uuid.UUID(ticket["id"])
-    claimed = await storage_service.claim_uploads(session, store, user_id, [upload_id], PHOTO)
+    claimed = await claim(session, store, user_id, [upload_id], PHOTO)
     assert [u.id for u in claimed] == [upload_id]
     assert claimed[0].state == UploadState.attached
     assert claimed[0].size == len(JPEG)
@@ -175,7 +188,7 @@ async def test_every_accepted_type_can_be_claimed_in_one_go(
         ids.append(uuid.UUID(ticket["id"]))
 
     purposes = {UploadPurpose.case_photo, UploadPurpose.case_video}
-    claimed = await storage_service.claim_uploads(session, store, user_id, ids, purposes)
+    claimed = await claim(session, store, user_id, ids, purposes)
     assert [u.id for u in claimed] == ids  # in the order the report named them
     assert all(u.state == UploadState.attached for u in claimed)
 
@@ -190,9 +203,7 @@ async def test_view_url_serves_the_file(
     headers, user_id = await resident(login)
     ticket = await create(client, headers, "image/png", len(PNG))
     assert (await post_file(phone, ticket, PNG)).status_code == 204
-    [upload] = await storage_service.claim_uploads(
-        session, store, user_id, [uuid.UUID(ticket["id"])], PHOTO
-    )
+    [upload] = await claim(session, store, user_id, [uuid.UUID(ticket["id"])], PHOTO)
 
     url = storage_service.view_url(store, upload)
     assert url.startswith(store.public_url)
@@ -357,15 +368,15 @@ async def test_someone_elses_upload_is_not_found(
     )
 
     with pytest.raises(UploadNotFound) as stolen:
-        await storage_service.claim_uploads(session, store, bob_id, [upload_id], PHOTO)
+        await claim(session, store, bob_id, [upload_id], PHOTO)
     assert stolen.value.upload_id == upload_id
     forged = uuid.uuid4()
     with pytest.raises(UploadNotFound) as made_up:
-        await storage_service.claim_uploads(session, store, alice_id, [upload_id, forged], PHOTO)
+        await claim(session, store, alice_id, [upload_id, forged], PHOTO)
     assert made_up.value.upload_id == forged
     # Neither attempt attached anything: Alice can still use her photo.
     assert await upload_state(client, alice, ticket["id"]) == "uploaded"
-    claimed = await storage_service.claim_uploads(session, store, alice_id, [upload_id], PHOTO)
+    claimed = await claim(session, store, alice_id, [upload_id], PHOTO)
     assert claimed[0].state == UploadState.attached
 
 
@@ -382,15 +393,13 @@ async def test_claim_refuses_wrong_purpose_duplicates_and_second_use(
     upload_id = uuid.UUID(ticket["id"])
 
     with pytest.raises(UploadWrongPurpose):
-        await storage_service.claim_uploads(
-            session, store, user_id, [upload_id], {UploadPurpose.resolution_photo}
-        )
+        await claim(session, store, user_id, [upload_id], {UploadPurpose.resolution_photo})
     with pytest.raises(UploadDuplicate):
-        await storage_service.claim_uploads(session, store, user_id, [upload_id, upload_id], PHOTO)
+        await claim(session, store, user_id, [upload_id, upload_id], PHOTO)
 
-    await storage_service.claim_uploads(session, store, user_id, [upload_id], PHOTO)
+    await claim(session, store, user_id, [upload_id], PHOTO)
     with pytest.raises(UploadAlreadyAttached) as again:
-        await storage_service.claim_uploads(session, store, user_id, [upload_id], PHOTO)
+        await claim(session, store, user_id, [upload_id], PHOTO)
     assert again.value.status == 409
     assert again.value.extra() == {"upload_id": str(upload_id)}
 
@@ -409,14 +418,14 @@ async def test_claim_refuses_a_file_not_uploaded_yet(
     ids = [uuid.UUID(ready["id"]), uuid.UUID(waiting["id"])]
 
     with pytest.raises(UploadNotUploaded) as problem:
-        await storage_service.claim_uploads(session, store, user_id, ids, PHOTO)
+        await claim(session, store, user_id, ids, PHOTO)
     assert problem.value.upload_id == ids[1]
     assert "not finished uploading" in problem.value.render("en")
     # All or nothing: the photo that was ready is not attached either.
     assert await upload_state(client, headers, ready["id"]) == "uploaded"
 
     assert (await post_file(phone, waiting, JPEG)).status_code == 204
-    claimed = await storage_service.claim_uploads(session, store, user_id, ids, PHOTO)
+    claimed = await claim(session, store, user_id, ids, PHOTO)
     assert [u.state for u in claimed] == [UploadState.attached] * 2
 
 
@@ -432,9 +441,7 @@ async def test_claim_refuses_a_smaller_file_than_declared(
     # A cut-off transfer: S3 accepts it (within 1..declared) but it is not the photo.
     assert (await post_file(phone, ticket, JPEG[:500])).status_code == 204
     with pytest.raises(UploadSizeMismatch):
-        await storage_service.claim_uploads(
-            session, store, user_id, [uuid.UUID(ticket["id"])], PHOTO
-        )
+        await claim(session, store, user_id, [uuid.UUID(ticket["id"])], PHOTO)
 
 
 async def test_claim_refuses_content_that_is_not_the_declared_type(
@@ -449,9 +456,7 @@ async def test_claim_refuses_content_that_is_not_the_declared_type(
     ticket = await create(client, headers, "image/png", len(JPEG))
     assert (await post_file(phone, ticket, JPEG)).status_code == 204
     with pytest.raises(UploadTypeMismatch) as problem:
-        await storage_service.claim_uploads(
-            session, store, user_id, [uuid.UUID(ticket["id"])], PHOTO
-        )
+        await claim(session, store, user_id, [uuid.UUID(ticket["id"])], PHOTO)
     assert "image/png" in problem.value.render("en")
 
     # An HTML page dressed up as a video.
@@ -459,9 +464,7 @@ async def test_claim_refuses_content_that_is_not_the_declared_type(
     video = await create(client, headers, "video/mp4", len(page), "case_video")
     assert (await post_file(phone, video, page)).status_code == 204
     with pytest.raises(UploadTypeMismatch):
-        await storage_service.claim_uploads(
-            session, store, user_id, [uuid.UUID(video["id"])], {UploadPurpose.case_video}
-        )
+        await claim(session, store, user_id, [uuid.UUID(video["id"])], {UploadPurpose.case_video})
 
 
 @pytest.mark.parametrize(
@@ -511,11 +514,9 @@ async def test_one_upload_cannot_be_attached_twice_at_once(
     upload_id = offer.upload.id
 
     async with factory() as first, factory() as second:
-        await storage_service.claim_uploads(first, store, user.id, [upload_id], PHOTO)
+        await claim(first, store, user.id, [upload_id], PHOTO)
         # The second claim waits for the first transaction's row lock ...
-        racing = asyncio.create_task(
-            storage_service.claim_uploads(second, store, user.id, [upload_id], PHOTO)
-        )
+        racing = asyncio.create_task(claim(second, store, user.id, [upload_id], PHOTO))
         await asyncio.sleep(0.3)
         assert not racing.done()
         await first.commit()
@@ -545,7 +546,7 @@ async def test_purge_removes_uploads_never_attached(
     forgotten = await create(client, headers)
     for ticket in (used, forgotten):
         assert (await post_file(phone, ticket, JPEG)).status_code == 204
-    await storage_service.claim_uploads(session, store, user_id, [uuid.UUID(used["id"])], PHOTO)
+    await claim(session, store, user_id, [uuid.UUID(used["id"])], PHOTO)
     await session.commit()
 
     # Not yet: a day has not passed since the policy expired.

@@ -267,6 +267,15 @@ async def file_inspection(
     )
     if earlier is not None:
         return await _replay(session, activity, earlier, digest)
+    # The photos of each report are copied and checked in S3 before anything is locked or
+    # written, with no database connection held.
+    photos = {
+        result.item: await cases_service.prepare_photos(
+            session, store, principal, result.upload_ids
+        )
+        for result in body.results
+        if result.files_report
+    }
 
     if activity.state == ActivityState.cancelled:
         raise ActivityNotOpen()
@@ -323,6 +332,7 @@ async def file_inspection(
             # Derived from the inspection: a retried inspection never opens a second report.
             idempotency_key=f"inspection:{inspection.id}:{item.code}",
             channel=Channel.inspection,
+            photos=photos[result.item],
         )
         case = submission.case
         session.add(InspectionFinding(inspection_id=inspection.id, item=item.code, case_id=case.id))

@@ -327,6 +327,12 @@ async def act(
     body: StaffActionBody,
 ) -> Case:
     """Apply a staff action: scope (404), role (403), state (409), body (422), version (409)."""
+    prepared: storage_service.PreparedClaim | None = None
+    if body.upload_ids and action is StaffAction.resolve:
+        # S3 is asked before anything is locked or written, with no database connection held.
+        prepared = await storage_service.prepare_claim(
+            session, store, principal.user_id, body.upload_ids, (UploadPurpose.resolution_photo,)
+        )
     item = await case_in_scope(session, principal, case_id)
     role = acting_role(principal, item, action)
     flow_action = workflow.Action(action.value)
@@ -354,11 +360,9 @@ async def act(
     elif action is StaffAction.resolve:
         if note is None:
             raise errors.ResolutionNeedsNote()
-        if not body.upload_ids:
+        if prepared is None:
             raise errors.ResolutionNeedsPhoto()
-        uploads = await storage_service.claim_uploads(
-            session, store, principal.user_id, body.upload_ids, (UploadPurpose.resolution_photo,)
-        )
+        uploads = await storage_service.claim_uploads(session, prepared)
         upload_ids = [upload.id for upload in uploads]
         changes["resolved_at"] = at
         data = {"upload_ids": [str(upload_id) for upload_id in upload_ids]}

@@ -119,6 +119,10 @@ async def request_mediation(
         if studio is None or not studio.active:
             raise PreferredStudioInvalid()
 
+    # S3 is asked before anything is written, with no database connection held.
+    prepared = await storage_service.prepare_claim(
+        session, store, user.id, body.upload_ids, EVIDENCE_PURPOSES
+    )
     opened = await workflow.open_case(
         session,
         kind=CaseKind.mediation,
@@ -145,9 +149,7 @@ async def request_mediation(
         return await _replay(session, store, principal, winner, digest, language)
     case, event = opened
     if body.upload_ids:
-        uploads = await storage_service.claim_uploads(
-            session, store, user.id, body.upload_ids, EVIDENCE_PURPOSES
-        )
+        uploads = await storage_service.claim_uploads(session, prepared)
         session.add_all(
             CaseAttachment(case_id=case.id, event_id=event.id, upload_id=upload.id, position=i)
             for i, upload in enumerate(uploads)
