@@ -17,6 +17,7 @@ from backend.auth.models import RefreshToken, Role, RoleGrant, User
 from backend.auth.principal import Principal, path_within, region_scope
 from backend.core.clock import now
 from backend.core.config import Settings
+from backend.core.database import release_connection
 from backend.core.ids import new_id
 from backend.core.pagination import keyset
 from backend.core.security import (
@@ -143,6 +144,8 @@ async def bind_phone(
     user: User,
     code: str,
 ) -> User:
+    # WeChat is asked with no database connection held: nothing is written yet.
+    await release_connection(session)
     info = await wechat.phone_number(code)
     phone = info.pure_phone_number
     user.phone_ciphertext = personal_data.encrypt(phone)

@@ -129,8 +129,17 @@ class WechatClient:
         self._secret = settings.wechat_secret  # a SecretStr: masked if this object is printed
         # Unset in development means the bundled emulator that `shanzhi serve` starts.
         base_url = settings.wechat_api_base or f"http://127.0.0.1:{settings.emulator_port}"
+        # Every wait is bounded, the wait for a free connection shortest of all: a slow
+        # WeChat answers 503 `wechat.unavailable` rather than queueing requests.
         self._http = httpx.AsyncClient(
-            base_url=base_url, timeout=settings.wechat_timeout_seconds, transport=transport
+            base_url=base_url,
+            timeout=httpx.Timeout(
+                settings.wechat_timeout_seconds,
+                connect=min(settings.wechat_timeout_seconds, 2.0),
+                pool=1.0,
+            ),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            transport=transport,
         )
         self._engine = engine
         self._lock_key = _advisory_key(self._appid)

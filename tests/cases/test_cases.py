@@ -799,6 +799,39 @@ async def test_a_report_with_photos(
 
 
 @pytest.mark.usefixtures("demo")
+async def test_a_verified_photo_stays_what_was_verified(
+    client: httpx.AsyncClient, login: Login, phone: httpx.AsyncClient
+) -> None:
+    alice = bearer(await login("demo-resident"))
+    ticket = await client.post(
+        "/v1/uploads",
+        json={"purpose": "case_photo", "content_type": "image/jpeg", "size": len(JPEG)},
+        headers=alice,
+    )
+    form = ticket.json()
+
+    async def post(content: bytes) -> httpx.Response:
+        return await phone.post(
+            form["url"], data=form["fields"], files={"file": ("x.jpg", content, "image/jpeg")}
+        )
+
+    assert (await post(JPEG)).status_code == 204
+    case = await submitted(client, alice, report(upload_ids=[form["id"]]))
+
+    # The policy is still valid and S3 takes a new file under it after the claim ...
+    html = b"<html><script>alert(1)</script></html>".ljust(len(JPEG), b" ")
+    assert (await post(html)).status_code == 204
+    # ... but what the resident and staff are shown is the file that was checked.
+    staff = await as_user(login, "demo-community-staff")
+    for viewer in (alice, staff):
+        [attachment] = (await get_case(client, viewer, case["id"])).json()["attachments"]
+        fetched = await phone.get(attachment["url"])
+        assert fetched.status_code == 200
+        assert fetched.content == JPEG
+        assert fetched.headers["content-type"] == "image/jpeg"
+
+
+@pytest.mark.usefixtures("demo")
 async def test_photos_of_an_anonymous_case_do_not_name_the_reporter(
     client: httpx.AsyncClient, login: Login, phone: httpx.AsyncClient
 ) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import io
 import re
 import secrets
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,9 +21,11 @@ from sqlmodel import col
 
 from backend.auth.models import User
 from backend.core.clock import clock, now
-from backend.core.database import create_sessionmaker
+from backend.core.config import Settings
+from backend.core.database import create_sessionmaker, release_connection
 from backend.storage import service as storage_service
 from backend.storage.errors import (
+    StorageUnavailable,
     UploadAlreadyAttached,
     UploadDuplicate,
     UploadNotFound,
@@ -624,3 +627,87 @@ async def test_purge_skips_uploads_another_transaction_holds(
             for upload_id in (held, free)
         }
     assert states == {held: UploadState.pending, free: UploadState.deleted}
+
+
+async def test_what_the_phone_posted_is_removed_once_the_policy_expired(
+    client: httpx.AsyncClient,
+    login: Login,
+    phone: httpx.AsyncClient,
+    session: AsyncSession,
+    store: ObjectStore,
+) -> None:
+    headers, user_id = await resident(login)
+    ticket = await create(client, headers)
+    assert (await post_file(phone, ticket, JPEG)).status_code == 204
+    [upload] = await claim(session, store, user_id, [uuid.UUID(ticket["id"])], PHOTO)
+    await session.commit()
+    assert upload.stored_key is not None and upload.stored_key.startswith("s/")
+    assert object_in_s3(store, ticket["key"]) and object_in_s3(store, upload.stored_key)
+
+    # While the policy is valid the phone could post again: the posted file stays until then.
+    assert await storage_service.remove_staging_copies(session, store) == 0
+    clock.advance(timedelta(minutes=16))
+    assert await storage_service.remove_staging_copies(session, store) >= 1
+    await session.commit()
+    assert not object_in_s3(store, ticket["key"])
+    assert (await phone.get(storage_service.view_url(store, upload))).content == JPEG
+    assert await storage_service.remove_staging_copies(session, store) == 0
+
+
+async def test_a_claim_that_fails_its_checks_keeps_no_copy(
+    client: httpx.AsyncClient,
+    login: Login,
+    phone: httpx.AsyncClient,
+    session: AsyncSession,
+    store: ObjectStore,
+) -> None:
+    headers, user_id = await resident(login)
+    ticket = await create(client, headers, size=len(PNG))
+    assert (await post_file(phone, ticket, PNG)).status_code == 204  # declared a JPEG
+    await session.commit()
+    prepared = await storage_service.prepare_claim(
+        session, store, user_id, [uuid.UUID(ticket["id"])], PHOTO
+    )
+    [copy] = prepared.copies.values()
+    assert isinstance(copy.problem, UploadTypeMismatch)
+    assert not object_in_s3(store, copy.stored_key)
+    with pytest.raises(UploadTypeMismatch):
+        await storage_service.claim_uploads(session, prepared)
+
+
+# --- S3 down ------------------------------------------------------------------------------
+
+
+async def test_a_dead_s3_is_refused_fast_then_at_once(settings: Settings) -> None:
+    from backend.embedded.processes import free_port
+
+    dead = ObjectStore(
+        settings.model_copy(
+            update={"s3_endpoint": f"127.0.0.1:{free_port()}", "s3_breaker_seconds": 1}
+        )
+    )
+    try:
+        started = time.perf_counter()
+        with pytest.raises(StorageUnavailable) as first:
+            await dead.ping()
+        assert time.perf_counter() - started < 1  # refused: one retry, no backoff ladder
+        assert first.value.retry_after_seconds == 1
+        # Known down: refused without trying.
+        started = time.perf_counter()
+        with pytest.raises(StorageUnavailable):
+            await dead.ping()
+        assert time.perf_counter() - started < 0.01
+        # After the breaker's time, S3 is tried again (and is still down).
+        await asyncio.sleep(1.05)
+        with pytest.raises(StorageUnavailable) as again:
+            await dead.ping()
+        assert isinstance(again.value.__cause__, Exception)
+    finally:
+        dead.close()
+
+
+async def test_release_connection_refuses_after_a_write(session: AsyncSession) -> None:
+    session.add(User(openid=f"uploads-release-{secrets.token_hex(4)}"))
+    await session.flush()
+    with pytest.raises(RuntimeError, match="after the request wrote"):
+        await release_connection(session)
