@@ -25,7 +25,8 @@ from backend.cases.models import Case, CaseEvent, CaseState
 from backend.cases.workflow import Action, Actor
 from backend.core.clock import clock, now
 from backend.core.config import Settings
-from backend.core.database import create_sessionmaker
+from backend.core.database import create_engine, create_sessionmaker
+from backend.embedded.processes import free_port
 from tests.factories.cases import (
     GANGDING,
     SHIPAI,
@@ -271,6 +272,42 @@ async def test_a_failing_job_is_logged_and_the_others_still_run(
     async with factory() as session:
         stored = await session.get(Case, case.id)
         assert stored is not None and stored.state == CaseState.closed
+
+
+async def test_a_database_that_is_down_costs_one_line_per_job_and_a_quick_retry(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = create_engine(
+        f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/shanzhi",
+        pool_size=1,
+        connect_timeout=1,
+    )
+    caplog.set_level(logging.INFO, logger="shanzhi.worker")
+    try:
+        run = await worker.run_jobs(create_sessionmaker(down), worker.all_jobs(settings))
+    finally:
+        await down.dispose()
+    assert run == worker.Run(healthy=False, outage=True)
+    failures = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert failures and all(
+        r.getMessage().endswith(": service.database_unavailable") and r.exc_info is None
+        for r in failures
+    )
+    assert len(failures) == len(worker.all_jobs(settings))
+    # Sooner than usual, then ever later, never longer than the interval.
+    assert [worker.next_wait(60, n) for n in (0, 1, 2, 3, 7, 8)] == [60, 1, 2, 4, 60, 60]
+
+    # The loop itself carries on: runs after 1 s, then 2 s, and never exits by itself.
+    caplog.clear()
+    dead = settings.model_copy(update={"database_url": down.url.render_as_string(False)})
+    looping = asyncio.create_task(worker.run_worker(dead, once=False, interval=60))
+    await asyncio.sleep(3.6)
+    assert not looping.done()
+    looping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await looping
+    waits = re.findall(r"a part is down; next run in (\d+) s", caplog.text)
+    assert waits[:2] == ["1", "2"]
 
 
 # --- the command -----------------------------------------------------------------------

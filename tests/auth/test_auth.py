@@ -103,7 +103,8 @@ async def test_wechat_busy_is_retried_once(
         response = await client.post("/v1/auth/wechat/login", json={"code": code})
     finally:
         await emulator.clear_faults()
-    assert_problem(response, 503, "wechat.busy")
+    body = assert_problem(response, 503, "wechat.busy")
+    assert response.headers["retry-after"] == str(body["retry_after"]) == "5"
 
 
 async def test_malformed_login_is_a_422_problem_in_both_languages(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -255,12 +256,15 @@ async def test_an_unreachable_wechat_is_unavailable(
     settings = _settings(emulator, wechat_api_base=f"http://127.0.0.1:{_closed_port()}")
     client = WechatClient(settings, engine)
     try:
+        started = time.perf_counter()
         with pytest.raises(WechatUnavailable) as caught:
             await client.code2session("any-code")
+        assert time.perf_counter() - started < 2
     finally:
         await client.aclose()
     assert (caught.value.status, caught.value.code) == (503, "wechat.unavailable")
     assert caught.value.errcode is None
+    assert caught.value.extra() == {"retry_after": 10}
 
 
 async def test_a_slow_wechat_times_out_as_unavailable(
