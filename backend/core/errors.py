@@ -15,6 +15,7 @@ from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -23,6 +24,9 @@ from backend.core.i18n import Language, negotiate
 log = logging.getLogger("shanzhi.errors")
 
 PROBLEM_JSON = "application/problem+json"
+UNAVAILABLE = Counter(
+    "shanzhi_unavailable_total", "Requests refused because a part was down (503)", ["code"]
+)
 _PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
 
 
@@ -192,6 +196,7 @@ def problem_response(error: ShanzhiError, request: Request) -> JSONResponse:
     headers = {"Content-Language": language, **(error.headers or {})}
     if isinstance(error, Unavailable):
         headers["Retry-After"] = str(error.retry_after_seconds)
+        UNAVAILABLE.labels(error.code).inc()
     return JSONResponse(
         problem_body(error, language, request.url.path),
         status_code=error.status,
