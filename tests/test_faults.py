@@ -25,10 +25,14 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import TimeoutError as SATimeoutError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.app import create_app
+from backend.core.clock import now
 from backend.core.config import Settings
 from backend.core.errors import PROBLEM_JSON
+from backend.core.security import issue_access_token
 from backend.embedded import EmbeddedPostgres, EmbeddedS3
 from backend.wechat.emulator import EmulatorServer
 from tests.conftest import _asyncpg_kwargs
@@ -339,3 +343,35 @@ def test_a_bug_answers_500_problem_json_and_keeps_the_connection(settings: Setti
         body = httpx.get(f"{api}/boom").json()
     assert [status for status, _ in answers] == [500, 500]
     assert body["code"] == "internal" and body["request_id"]
+
+
+async def test_no_free_connection_answers_503_within_the_pool_timeout(settings: Settings) -> None:
+    app = create_app(
+        settings.model_copy(update={"database_pool_size": 1, "database_pool_timeout_seconds": 0.5})
+    )
+    token, _ = issue_access_token(uuid.uuid4(), settings, now())
+    async with app.router.lifespan_context(app):
+        engine: AsyncEngine = app.state.engine
+        held: list[AsyncConnection] = []
+        try:
+            while True:  # every pooled connection taken, as by requests stuck elsewhere
+                try:
+                    held.append(await engine.connect())
+                except SATimeoutError:
+                    break
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+                started = time.perf_counter()
+                response = await http.get(
+                    "/v1/me/cases",
+                    headers={"Authorization": f"Bearer {token}", "Accept-Language": "en"},
+                )
+                took = time.perf_counter() - started
+        finally:
+            for connection in held:
+                await connection.close()
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "service.database_unavailable"
+    assert response.headers["Retry-After"] == "2"
+    assert response.json()["detail"].startswith("The service is busy")
+    assert took < DEADLINE_SECONDS
