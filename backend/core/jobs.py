@@ -50,3 +50,15 @@ async def alone(session: AsyncSession, what: str, *args: object) -> AsyncIterato
             raise  # the database or S3 is down: the whole run stops and is tried again
         log.exception("could not " + what, *args)
         item.failed = True
+
+
+async def until_done(session: AsyncSession, batch: Callable[[], Awaitable[int]]) -> int:
+    """Run `batch` and commit, again and again until one handles nothing; the total handled
+    (so a killed worker loses at most the batch it was in)."""
+    total = 0
+    while True:
+        handled = await batch()
+        await session.commit()
+        total += handled
+        if handled == 0:
+            return total

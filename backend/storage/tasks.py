@@ -8,7 +8,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.config import Settings
-from backend.core.jobs import Job
+from backend.core.jobs import Job, until_done
 from backend.storage import service
 from backend.storage.service import ObjectStore
 
@@ -19,24 +19,12 @@ log = logging.getLogger("shanzhi.worker")
 
 async def purge_uploads(session: AsyncSession, store: ObjectStore) -> int:
     """Remove unattached uploads, one committed batch at a time; how many were."""
-    total = 0
-    while True:
-        removed = await service.purge_unattached(session, store)
-        await session.commit()
-        total += removed
-        if removed == 0:
-            return total
+    return await until_done(session, lambda: service.purge_unattached(session, store))
 
 
 async def remove_staging(session: AsyncSession, store: ObjectStore) -> int:
     """Remove posted files of attached uploads, a committed batch at a time; how many."""
-    total = 0
-    while True:
-        removed = await service.remove_staging_copies(session, store)
-        await session.commit()
-        total += removed
-        if removed == 0:
-            return total
+    return await until_done(session, lambda: service.remove_staging_copies(session, store))
 
 
 def jobs(settings: Settings) -> list[Job]:
