@@ -311,9 +311,9 @@ export interface CaseOut {
   "queue": RegionBrief;
   "channel": Channel;
   "anonymous": boolean;
-  /** Null to staff when the case is anonymous (or nobody reported it). */
+  /** Null to staff when the case is anonymous, or staff registered it for a resident (whether or not the number belongs to an account). */
   "reporter"?: ReporterOut | null;
-  /** Masked; hidden when anonymous. */
+  /** Masked: the number staff registered the case with, else the reporter's bound phone; hidden when anonymous. */
   "contact_phone"?: string | null;
   /** Whom a complaint is about. */
   "target"?: TargetOut | null;
@@ -347,7 +347,7 @@ export interface CaseRegistration {
   /** The place as the caller says. */
   "address"?: string | null;
   "channel": RegisterChannel;
-  /** The caller's mainland mobile number (11 digits); links the case to the resident who bound this number, and is stored encrypted. */
+  /** The caller's mainland mobile number (11 digits); links the case to the resident who bound this number (never shown to staff), and is stored encrypted. */
   "resident_phone"?: string | null;
   /** Complaints: whom it is about. */
   "target"?: ComplaintTargetIn | null;
@@ -1590,6 +1590,7 @@ export interface ReportCreate {
   "anonymous"?: boolean;
 }
 
+/** The resident a case is for: shown to them, and to staff when they submitted it. */
 export interface ReporterOut {
   "id": string;
   "nickname"?: string | null;
@@ -2154,9 +2155,9 @@ export interface SubmissionOut {
   "queue": RegionBrief;
   "channel": Channel;
   "anonymous": boolean;
-  /** Null to staff when the case is anonymous (or nobody reported it). */
+  /** Null to staff when the case is anonymous, or staff registered it for a resident (whether or not the number belongs to an account). */
   "reporter"?: ReporterOut | null;
-  /** Masked; hidden when anonymous. */
+  /** Masked: the number staff registered the case with, else the reporter's bound phone; hidden when anonymous. */
   "contact_phone"?: string | null;
   /** Whom a complaint is about. */
   "target"?: TargetOut | null;

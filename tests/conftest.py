@@ -110,6 +110,23 @@ def emulator() -> Iterator[EmulatorServer]:
         server.stop()
 
 
+# Every test calls from the same address (the ASGI transport's 127.0.0.1), and the suite
+# logs in, refreshes and reads the public routes hundreds of times a minute: the limits per
+# client address are lifted here. Tests of those limits remove the override for a moment
+# and call from an address of their own (`from_address`).
+ADDRESS_LIMITS_LIFTED = dict.fromkeys(
+    (
+        "login_address",
+        "refresh_address",
+        "logout_address",
+        "categories_address",
+        "region_address",
+        "locate_address",
+    ),
+    "1000000/minute",
+)
+
+
 @pytest.fixture(scope="session")
 def settings(
     database_url: str, s3: EmbeddedS3, emulator: EmulatorServer, workdir: Path
@@ -126,6 +143,7 @@ def settings(
         wechat_secret=SecretStr(TEST_APP_SECRET),
         wechat_api_base=emulator.url,
         log_json=False,
+        rate_limits=dict(ADDRESS_LIMITS_LIFTED),
     )
 
 
@@ -191,6 +209,26 @@ async def client(app: FastAPI, connection: AsyncConnection) -> AsyncIterator[htt
         app.state.session_factory = original
         async with app.state.session_factory() as db:
             await app.state.grid_map.reload(db)
+
+
+FromAddress = Callable[[str], httpx.AsyncClient]
+
+
+@pytest.fixture
+async def from_address(app: FastAPI, client: httpx.AsyncClient) -> AsyncIterator[FromAddress]:
+    """Clients of the app (on this test's transaction, as `client`) calling from another
+    address: `from_address("203.0.113.7")`."""
+    opened: list[httpx.AsyncClient] = []
+
+    def _open(host: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(host, 50000))
+        http = httpx.AsyncClient(transport=transport, base_url="http://test")
+        opened.append(http)
+        return http
+
+    yield _open
+    for http in opened:
+        await http.aclose()
 
 
 @pytest.fixture

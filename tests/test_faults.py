@@ -69,7 +69,11 @@ def stack(workdir: Path, settings: Settings, emulator: EmulatorServer) -> Iterat
                 "s3_access_key": s3.access_key,
                 "s3_secret_key": SecretStr(s3.secret_key),
                 "s3_bucket": "shanzhi-faults",
-                "rate_limits": {"case_submit": "100000/minute", "upload_create": "100000/minute"},
+                "rate_limits": {
+                    **settings.rate_limits,
+                    "case_submit": "100000/minute",
+                    "upload_create": "100000/minute",
+                },
             }
         )
         with live_api(mine) as api:

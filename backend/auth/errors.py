@@ -5,6 +5,7 @@ from __future__ import annotations
 from backend.auth.principal import AUTH_ERRORS
 from backend.core.errors import Forbidden, NotFound, ShanzhiError, Unauthenticated
 from backend.core.pagination import CursorInvalid
+from backend.core.ratelimit import RateLimited
 from backend.regions.errors import RegionNotFound
 from backend.wechat import errors as wechat_errors
 
@@ -76,9 +77,9 @@ WECHAT_ERRORS = (
 
 # --- what each route answers (its `responses=`) ----------------------------------------
 
-LOGIN_WITH_WECHAT_ERRORS = (*WECHAT_ERRORS, AccountDisabled)
-REFRESH_TOKENS_ERRORS = (RefreshTokenInvalid, RefreshTokenReused, AccountDisabled)
-LOGOUT_ERRORS = ()
+LOGIN_WITH_WECHAT_ERRORS = (RateLimited, *WECHAT_ERRORS, AccountDisabled)
+REFRESH_TOKENS_ERRORS = (RateLimited, RefreshTokenInvalid, RefreshTokenReused, AccountDisabled)
+LOGOUT_ERRORS = (RateLimited,)
 GET_ME_ERRORS = (*AUTH_ERRORS,)
 BIND_PHONE_ERRORS = (*AUTH_ERRORS, *WECHAT_ERRORS)
 GRANT_ROLE_ERRORS = (*AUTH_ERRORS, RegionNotFound, UserNotFound, GrantDuplicate, AdminGrantTooHigh)

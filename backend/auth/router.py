@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from backend.auth import errors, service
 from backend.auth.models import RoleGrant, User
@@ -31,8 +32,30 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
+from backend.core.ratelimit import AddressRateLimit, check_rate
 
 router = APIRouter(tags=["auth"])
+
+# The calls made without a bearer token are counted per client address, before any work.
+# Many residents may share one address (a carrier's NAT, a community center's Wi-Fi), so
+# the limits are for a crowd, far above what one phone retrying does; each login costs a
+# call to WeChat, whose quota is the whole city's, so it is the tightest. Refreshing comes
+# every few minutes from every phone in use: it gets the most room.
+LoginAddressLimit = Annotated[None, AddressRateLimit("login_address", "30/minute")]
+RefreshAddressLimit = Annotated[None, AddressRateLimit("refresh_address", "600/minute")]
+LogoutAddressLimit = Annotated[None, AddressRateLimit("logout_address", "60/minute")]
+# A code works once: a phone sends it again only when an answer was lost.
+LOGIN_CODE_LIMIT = ("login_code", "5/hour")
+
+
+async def _login_code_limit(request: Request, body: WechatLogin) -> None:
+    """Count the login against its code, whoever sends it, before WeChat is asked."""
+    # Counted under a digest: a code still unused is a credential, and must not lie in Redis.
+    digest = hashlib.sha256(body.code.encode()).hexdigest()
+    await check_rate(request, *LOGIN_CODE_LIMIT, digest)
+
+
+LoginCodeLimit = Annotated[None, Depends(_login_code_limit)]
 
 
 async def _me(session: SessionDep, user_id: uuid.UUID) -> Me:
@@ -67,12 +90,18 @@ async def _token_pair(session: SessionDep, issued: service.IssuedTokens) -> Toke
     responses=problem_responses(*errors.LOGIN_WITH_WECHAT_ERRORS),
 )
 async def login_with_wechat(
+    _address: LoginAddressLimit,
+    _code: LoginCodeLimit,
     body: WechatLogin,
     session: SessionDep,
     settings: SettingsDep,
     wechat: WechatDep,
 ) -> TokenPair:
-    """Exchange a `wx.login()` code for an access token and a refresh token."""
+    """Exchange a `wx.login()` code for an access token and a refresh token.
+
+    Limited per client address and per code (429 `request.rate_limited` with
+    `Retry-After`), before WeChat is asked: get a new code with `wx.login()` to retry.
+    """
     issued = await service.login_with_wechat(session, wechat, settings, body.code)
     return await _token_pair(session, issued)
 
@@ -84,6 +113,7 @@ async def login_with_wechat(
     responses=problem_responses(*errors.REFRESH_TOKENS_ERRORS),
 )
 async def refresh_tokens(
+    _: RefreshAddressLimit,
     body: RefreshRequest,
     session: SessionDep,
     settings: SettingsDep,
@@ -100,7 +130,7 @@ async def refresh_tokens(
     response_class=Response,
     responses=problem_responses(*errors.LOGOUT_ERRORS),
 )
-async def logout(body: RefreshRequest, session: SessionDep) -> Response:
+async def logout(_: LogoutAddressLimit, body: RefreshRequest, session: SessionDep) -> Response:
     """End this login: its refresh token (and every one rotated from it) stops working."""
     await service.logout(session, body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -56,6 +56,28 @@ def _is_staff_role(role: str) -> bool:
     return role not in (workflow.RESIDENT, workflow.SYSTEM)
 
 
+def reporter_is(case: Case, viewer: Principal) -> bool:
+    return case.reporter_id is not None and case.reporter_id == viewer.user_id
+
+
+def reporter_shown(case: Case, viewer: Principal) -> bool:
+    """May `viewer` learn who reported `case`?
+
+    The reporter may, and staff may when the resident submitted the case themself, not
+    anonymously. A case staff registered for a resident who phoned is linked to the account
+    that bound the number, so the resident follows it; but whoever sees it besides them
+    learns neither whose account that is nor whether there is one: only the number typed,
+    masked, as the contact.
+    """
+    if reporter_is(case, viewer):
+        return True
+    return (
+        case.reporter_id is not None
+        and case.submitted_by == case.reporter_id
+        and not case.anonymous
+    )
+
+
 def case_fields(
     case: Case,
     *,
@@ -70,18 +92,20 @@ def case_fields(
     """Everything `CaseOut` shows, as the viewer may see it.
 
     A resident's identity is shown to the resident themself, and to staff only when the
-    case is not anonymous; in the timeline, only staff are named.
+    resident submitted the case and not anonymously; in the timeline, only staff are named.
+    `reporter` is None where the viewer may not see them (`reporter_shown`).
     """
-    is_reporter = case.reporter_id is not None and case.reporter_id == viewer.user_id
-    show_reporter = is_reporter or not case.anonymous
+    is_reporter = reporter_is(case, viewer)
     reporter_out = None
-    if show_reporter and reporter is not None:
+    if reporter is not None and reporter_shown(case, viewer):
         reporter_out = schemas.ReporterOut(
             id=reporter.id, nickname=reporter.nickname, phone=reporter.phone_masked
         )
     contact_phone = None
-    if show_reporter:
-        contact_phone = case.contact_phone_masked or (reporter.phone_masked if reporter else None)
+    if is_reporter or not case.anonymous:
+        contact_phone = case.contact_phone_masked or (
+            reporter_out.phone if reporter_out is not None else None
+        )
 
     def region(path: str) -> RegionBrief:
         return regions.get(path) or RegionBrief(code=path, name=path)
@@ -185,11 +209,10 @@ async def view_fields(
         for event_id, upload in attachment_rows.all()
     ]
     reporter: User | None = None
-    if case.reporter_id is not None:
-        if case.reporter_id == viewer.user_id:
-            reporter = viewer.user
-        elif not case.anonymous:
-            reporter = await session.get(User, case.reporter_id)
+    if reporter_is(case, viewer):
+        reporter = viewer.user
+    elif case.reporter_id is not None and reporter_shown(case, viewer):
+        reporter = await session.get(User, case.reporter_id)
     return case_fields(
         case,
         store=store,

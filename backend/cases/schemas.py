@@ -121,6 +121,8 @@ class PersonOut(BaseModel):
 
 
 class ReporterOut(PersonOut):
+    """The resident a case is for: shown to them, and to staff when they submitted it."""
+
     phone: str | None = Field(None, description="Masked, e.g. `138****5678`.")
 
 
@@ -245,9 +247,15 @@ class CaseOut(BaseModel):
     channel: Channel
     anonymous: bool
     reporter: ReporterOut | None = Field(
-        None, description="Null to staff when the case is anonymous (or nobody reported it)."
+        None,
+        description="Null to staff when the case is anonymous, or staff registered it for "
+        "a resident (whether or not the number belongs to an account).",
     )
-    contact_phone: str | None = Field(None, description="Masked; hidden when anonymous.")
+    contact_phone: str | None = Field(
+        None,
+        description="Masked: the number staff registered the case with, else the reporter's "
+        "bound phone; hidden when anonymous.",
+    )
     target: TargetOut | None = Field(None, description="Whom a complaint is about.")
     priority: str
     escalation_level: int

@@ -120,7 +120,9 @@ class Settings(BaseSettings):
     )
     rate_limits: dict[str, str] = Field(
         default_factory=dict,
-        description='Overrides of per-user limits, as JSON: {"case_submit": "20/minute"}.',
+        description="Overrides of the rate limits (per user, or per client address for the "
+        'calls without a token), as JSON: {"case_submit": "20/minute", "login_address": '
+        '"60/minute"}.',
     )
     case_autoclose_days: int = Field(
         7, description="Days after which a resolved case the resident never rated closes."

@@ -40,6 +40,8 @@ class ShanzhiError(Exception):
     # Some refusals are facts to keep (a reused refresh token revokes its family): the
     # request's transaction commits before the error is answered.
     commit_before_raising: ClassVar[bool] = False
+    # Headers the error always carries, as OpenAPI header objects (documented in the spec).
+    documented_headers: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, *, headers: dict[str, str] | None = None, **params: Any) -> None:
         self.params = params
@@ -53,6 +55,16 @@ class ShanzhiError(Exception):
     def extra(self) -> dict[str, Any]:
         """Machine-readable fields besides the message (e.g. `retry_after`)."""
         return {}
+
+
+# What a refusal to be retried later carries (`RateLimited`, `Unavailable`, a WeChat quota
+# reached).
+RETRY_AFTER: dict[str, dict[str, Any]] = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again (also `retry_after` in the body).",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
 
 
 class NotFound(ShanzhiError):
@@ -117,6 +129,7 @@ class Unavailable(ShanzhiError):
 
     status = 503
     retry_after: ClassVar[int] = 5
+    documented_headers = RETRY_AFTER
 
     def extra(self) -> dict[str, Any]:
         return {"retry_after": self.retry_after_seconds}
@@ -285,16 +298,12 @@ def problem_responses(*errors: type[ShanzhiError]) -> dict[int | str, dict[str, 
             "description": "; ".join(f"`{e.code}`: {e.message['en']}" for e in group),
             "content": {PROBLEM_JSON: {"examples": examples}},
         }
-        if status in (429, 503):
-            responses[status]["headers"] = {"Retry-After": _RETRY_AFTER}
+        headers = {
+            name: header for error in group for name, header in error.documented_headers.items()
+        }
+        if headers:
+            responses[status]["headers"] = headers
     return responses
-
-
-_RETRY_AFTER = {
-    "description": "Seconds to wait before trying again.",
-    "schema": {"type": "integer", "minimum": 1},
-    "example": 5,
-}
 
 
 def _example(error: type[ShanzhiError]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 from backend.auth.principal import AUTH_ERRORS
 from backend.core.errors import Forbidden, ShanzhiError
 from backend.core.i18n import Language
+from backend.core.ratelimit import RateLimited
 
 
 class OutsideGrids(ShanzhiError):
@@ -105,8 +106,8 @@ STAFF_ERRORS = (*AUTH_ERRORS, Forbidden)
 
 # --- what each route answers (its `responses=`) ----------------------------------------
 
-LOCATE_GRID_ERRORS = (OutsideGrids,)
-GET_REGION_ERRORS = (RegionNotFound,)
+LOCATE_GRID_ERRORS = (RateLimited, OutsideGrids)
+GET_REGION_ERRORS = (RateLimited, RegionNotFound)
 CREATE_REGION_ERRORS = (
     *STAFF_ERRORS,
     RegionNotFound,

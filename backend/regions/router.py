@@ -10,12 +10,18 @@ from backend.auth.principal import CurrentPrincipal
 from backend.core.database import SessionDep
 from backend.core.deps import GridMapDep
 from backend.core.errors import problem_responses
+from backend.core.ratelimit import AddressRateLimit
 from backend.regions import errors, grid_import, schemas, service
 from backend.regions.coords import CoordSystem
 
 router = APIRouter(prefix="/regions", tags=["regions"])
 admin_router = APIRouter(prefix="/admin/regions", tags=["regions-admin"])
 
+
+# Public reads are counted per client address. A mini-program makes a few when it starts,
+# and a carrier's NAT may put thousands of phones behind one address: room for a crowd.
+LocateAddressLimit = Annotated[None, AddressRateLimit("locate_address", "600/minute")]
+RegionAddressLimit = Annotated[None, AddressRateLimit("region_address", "600/minute")]
 
 RegionCode = Annotated[
     str,
@@ -40,6 +46,7 @@ AdminCoord = Annotated[
     responses=problem_responses(*errors.LOCATE_GRID_ERRORS),
 )
 async def locate_grid(
+    _: LocateAddressLimit,
     grid_map: GridMapDep,
     lat: Annotated[
         float, Query(ge=-90, le=90, allow_inf_nan=False, description="Latitude in degrees.")
@@ -71,6 +78,7 @@ async def locate_grid(
     responses=problem_responses(*errors.GET_REGION_ERRORS),
 )
 async def get_region(
+    _: RegionAddressLimit,
     session: SessionDep,
     code: RegionCode,
     include: Annotated[

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.core.errors import ShanzhiError, Unavailable
+from backend.core.errors import RETRY_AFTER, ShanzhiError, Unavailable
 
 # WeChat's own errcodes, named where the code below branches on them.
 SYSTEM_BUSY = -1
@@ -85,6 +85,7 @@ class WechatRateLimited(WechatError):
         "zh-CN": "当前使用微信的人数较多，请稍等一分钟再试",
         "en": "Too many requests to WeChat right now, wait a minute and try again",
     }
+    documented_headers = RETRY_AFTER
 
     def __init__(self, errcode: int | None = MINUTE_QUOTA_REACHED, *, api: str = "") -> None:
         super().__init__(

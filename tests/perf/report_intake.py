@@ -150,8 +150,12 @@ async def main() -> None:
     async with AsyncExitStack() as stack:
         bench = await open_stack(stack, Path(tempfile.mkdtemp(prefix="shanzhi-bench-")))
         ids = await prepare(bench.url)
-        # The per-user submission limit would throttle the load generator's users.
-        env = bench.app_env(free_port(), rate_limits='{"case_submit": "1000000/minute"}')
+        # The per-user submission limit would throttle the load generator's users, and the
+        # per-address login limit its logins (all from one address).
+        env = bench.app_env(
+            free_port(),
+            rate_limits='{"case_submit": "1000000/minute", "login_address": "1000000/minute"}',
+        )
         app_base = bench.serve(stack, env)
 
         # One resident per client, logged in through the emulator as a phone would.

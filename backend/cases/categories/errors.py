@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from backend.auth.principal import AUTH_ERRORS
 from backend.core.errors import NotFound, ShanzhiError
+from backend.core.ratelimit import RateLimited
 
 
 class CategoryNotFound(NotFound):
@@ -41,7 +42,7 @@ class CatalogueAdminOnly(ShanzhiError):
 
 # --- what each route answers (its `responses=`) ----------------------------------------
 
-LIST_CATEGORIES_ERRORS = ()
+LIST_CATEGORIES_ERRORS = (RateLimited,)
 LIST_ALL_CATEGORIES_ERRORS = (*AUTH_ERRORS, CatalogueAdminOnly)
 CREATE_CATEGORY_ERRORS = (*AUTH_ERRORS, CatalogueAdminOnly, CategoryDuplicate, CategorySlaInvalid)
 UPDATE_CATEGORY_ERRORS = (*AUTH_ERRORS, CatalogueAdminOnly, CategoryNotFound, CategorySlaInvalid)

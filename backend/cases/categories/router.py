@@ -12,9 +12,14 @@ from backend.cases.categories import errors, schemas, service
 from backend.cases.models import CaseKind
 from backend.core.database import SessionDep
 from backend.core.errors import problem_responses
+from backend.core.ratelimit import AddressRateLimit
 
 router = APIRouter()
 admin_router = APIRouter(prefix="/admin/categories", tags=["admin"])
+
+# Public, so counted per client address; every mini-program start reads it, and a carrier's
+# NAT may put thousands of phones behind one address: room for a crowd.
+CategoriesAddressLimit = Annotated[None, AddressRateLimit("categories_address", "600/minute")]
 
 
 # --- The category catalogue --------------------------------------------------------------
@@ -29,6 +34,7 @@ admin_router = APIRouter(prefix="/admin/categories", tags=["admin"])
     responses=problem_responses(*errors.LIST_CATEGORIES_ERRORS),
 )
 async def list_categories(
+    _: CategoriesAddressLimit,
     session: SessionDep,
     kind: Annotated[CaseKind | None, Query(description="Only categories of this kind.")] = None,
 ) -> list[schemas.CategoryOut]:

@@ -120,8 +120,10 @@ async def register_case(
 
     You must hold a staff role where the place is. With the caller's mobile number the case
     is linked to the resident who bound that number (it is then among their cases), and the
-    number is kept encrypted and shown masked. 201 with the new case; a retry with the same
-    `Idempotency-Key` and body answers 200 with the same case.
+    number is kept encrypted and shown masked as the contact. Staff never learn whose account
+    it is, nor whether there is one: the answer, and every later view of the case, is the
+    same either way. 201 with the new case; a retry with the same `Idempotency-Key` and body
+    answers 200 with the same case.
     """
     registered, created = await service.register_case(
         session,

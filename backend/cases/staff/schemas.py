@@ -156,7 +156,7 @@ class CaseRegistration(BaseModel):
     resident_phone: Annotated[str, StringConstraints(pattern=r"^1[3-9]\d{9}$")] | None = Field(
         None,
         description="The caller's mainland mobile number (11 digits); links the case to the "
-        "resident who bound this number, and is stored encrypted.",
+        "resident who bound this number (never shown to staff), and is stored encrypted.",
     )
     target: ComplaintTargetIn | None = Field(None, description="Complaints: whom it is about.")
 

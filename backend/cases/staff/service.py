@@ -465,14 +465,24 @@ async def register_case(
     extra: dict[str, Any] = {}
     reporter_id: uuid.UUID | None = None
     if payload.resident_phone is not None:
-        reporter_id = (
-            await session.execute(
-                select(col(User.id)).where(
-                    User.phone_hash == personal_data.lookup_hash(payload.resident_phone),  # type: ignore[arg-type]
-                    User.is_active.is_(True),  # type: ignore[attr-defined]
+        # Linked only to the one account that bound the number: a number two accounts hold
+        # (a recycled number an old account still has) says nothing of whose case it is.
+        # Staff see the same answer whatever is found (`queries.reporter_shown`).
+        holders = (
+            (
+                await session.execute(
+                    select(col(User.id))
+                    .where(
+                        User.phone_hash == personal_data.lookup_hash(payload.resident_phone),  # type: ignore[arg-type]
+                        User.is_active.is_(True),  # type: ignore[attr-defined]
+                    )
+                    .limit(2)
                 )
             )
-        ).scalar_one_or_none()
+            .scalars()
+            .all()
+        )
+        reporter_id = holders[0] if len(holders) == 1 else None
         extra["contact_phone_ciphertext"] = personal_data.encrypt(payload.resident_phone)
         extra["contact_phone_masked"] = mask_phone(payload.resident_phone)
     if payload.target is not None:

@@ -591,6 +591,142 @@ async def test_registering_a_phone_call_links_the_resident(
     assert [item["id"] for item in mine.json()["items"]] == [case_out["id"]]
 
 
+def _shape(view: dict[str, Any]) -> dict[str, Any]:
+    """A case as staff see it, without what differs between two cases in any case: the id,
+    number and contact phone, and the moments things happened."""
+
+    def timeless(fields: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in fields.items() if not key.endswith("_at")}
+
+    shape = timeless(view)
+    for key in ("id", "number", "contact_phone"):
+        del shape[key]
+    shape["timeline"] = [timeless(event) for event in view["timeline"]]
+    return shape
+
+
+async def test_staff_cannot_tell_whether_a_phone_belongs_to_an_account(
+    client: httpx.AsyncClient,
+    demo: None,
+    login: Login,
+    session: AsyncSession,
+    emulator: Any,
+) -> None:
+    bound_phone = f"139{secrets.randbelow(10**8):08d}"
+    unknown_phone = f"137{secrets.randbelow(10**8):08d}"
+    resident = await login("demo-resident")
+    code = await emulator.phone_code("demo-resident", bound_phone)
+    bound = await client.post("/v1/me/phone", json={"code": code}, headers=bearer(resident))
+    assert bound.status_code == 200, bound.text
+    category = await make_category(session)
+    await session.commit()
+    staff = await staff_headers(login)
+    lat, lng = gangding_point(5)
+
+    async def register(phone: str) -> dict[str, Any]:
+        body = {
+            "kind": "report",
+            "category": category.code,
+            "description": "居民来电：岗顶路口的井盖松动",
+            "location": {"lat": lat, "lng": lng, "coord": "wgs84"},
+            "channel": "phone",
+            "resident_phone": phone,
+        }
+        key = {"Idempotency-Key": secrets.token_hex(8)}
+        created = await client.post("/v1/staff/cases", json=body, headers={**staff, **key})
+        assert created.status_code == 201, created.text
+        answer: dict[str, Any] = created.json()
+        return answer
+
+    def masked(phone: str) -> str:
+        return f"{phone[:3]}****{phone[-4:]}"
+
+    known = await register(bound_phone)
+    unknown = await register(unknown_phone)
+    stored = await session.get(Case, uuid.UUID(known["id"]))
+    assert stored is not None and stored.reporter_id == uuid.UUID(resident["user"]["id"])
+
+    # The answers: the number typed, masked, and nothing else about who holds it.
+    assert (known["contact_phone"], unknown["contact_phone"]) == (
+        masked(bound_phone),
+        masked(unknown_phone),
+    )
+    assert known["reporter"] is None and unknown["reporter"] is None
+    assert _shape(known) == _shape(unknown)
+    assert resident["user"]["id"] not in str(known) and "居民小陈" not in str(known)
+
+    # Nor anything staff read later: the case, an action on it, the queue; a colleague either.
+    grid_worker = await staff_headers(login, "demo-grid-worker")
+    for headers in (staff, grid_worker):
+        views = [
+            (await client.get(f"/v1/cases/{case['id']}", headers=headers)).json()
+            for case in (known, unknown)
+        ]
+        assert [view["reporter"] for view in views] == [None, None]
+        assert _shape(views[0]) == _shape(views[1])
+        assert resident["user"]["id"] not in str(views[0]) and "居民小陈" not in str(views[0])
+    accepted = [
+        await client.post(
+            f"/v1/staff/cases/{case['id']}/accept", json={"version": 1}, headers=staff
+        )
+        for case in (known, unknown)
+    ]
+    assert [answer.status_code for answer in accepted] == [200, 200]
+    assert _shape(accepted[0].json()) == _shape(accepted[1].json())
+    assert accepted[0].json()["reporter"] is None
+    queue = await client.get("/v1/staff/cases", headers=staff)
+    items = {item["id"]: item for item in queue.json()["items"]}
+    assert set(items[known["id"]]) == set(items[unknown["id"]])
+    assert resident["user"]["id"] not in queue.text and "居民小陈" not in queue.text
+
+    # The resident follows their case, and sees themself on it.
+    mine = await client.get("/v1/me/cases", headers=bearer(resident))
+    assert [item["id"] for item in mine.json()["items"]] == [known["id"]]
+    own = (await client.get(f"/v1/cases/{known['id']}", headers=bearer(resident))).json()
+    assert own["reporter"]["id"] == resident["user"]["id"]
+    assert own["contact_phone"] == masked(bound_phone)
+
+
+async def test_a_number_two_accounts_hold_links_the_case_to_neither(
+    client: httpx.AsyncClient,
+    demo: None,
+    login: Login,
+    session: AsyncSession,
+    emulator: Any,
+) -> None:
+    # A recycled number: an old account still holds what a new one has bound since.
+    phone = f"135{secrets.randbelow(10**8):08d}"
+    holders = []
+    for openid in ("demo-resident-2", "demo-resident-3"):
+        tokens = await login(openid)
+        code = await emulator.phone_code(openid, phone)
+        bound = await client.post("/v1/me/phone", json={"code": code}, headers=bearer(tokens))
+        assert bound.status_code == 200, bound.text
+        holders.append(tokens)
+    category = await make_category(session)
+    await session.commit()
+    lat, lng = gangding_point(2)
+    created = await client.post(
+        "/v1/staff/cases",
+        json={
+            "kind": "report",
+            "category": category.code,
+            "description": "居民来电：路灯不亮",
+            "location": {"lat": lat, "lng": lng, "coord": "wgs84"},
+            "channel": "phone",
+            "resident_phone": phone,
+        },
+        headers={**await staff_headers(login), "Idempotency-Key": secrets.token_hex(8)},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["reporter"] is None
+    stored = await session.get(Case, uuid.UUID(created.json()["id"]))
+    assert stored is not None and stored.reporter_id is None
+    for tokens in holders:
+        mine = await client.get("/v1/me/cases", headers=bearer(tokens))
+        assert mine.json()["items"] == []
+
+
 async def test_registration_rules(
     client: httpx.AsyncClient, demo: None, login: Login, session: AsyncSession
 ) -> None:
