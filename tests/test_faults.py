@@ -34,6 +34,7 @@ from backend.core.config import Settings
 from backend.core.errors import PROBLEM_JSON
 from backend.core.security import issue_access_token
 from backend.embedded import EmbeddedPostgres, EmbeddedS3
+from backend.embedded.processes import free_port
 from backend.wechat.emulator import EmulatorServer
 from tests.conftest import _asyncpg_kwargs
 from tests.factories.storage import JPEG
@@ -379,3 +380,23 @@ async def test_no_free_connection_answers_503_within_the_pool_timeout(settings: 
     assert response.headers["Retry-After"] == "2"
     assert response.json()["detail"].startswith("The service is busy")
     assert took < DEADLINE_SECONDS
+
+
+async def test_rate_limits_with_their_redis_down_let_calls_through(
+    settings: Settings, emulator: EmulatorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(
+        settings.model_copy(
+            update={"redis_url": f"redis://127.0.0.1:{free_port()}/0", "rate_limits": {}}
+        )
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            started = time.perf_counter()
+            code = await emulator.login_code("demo-resident")
+            response = await http.post("/v1/auth/wechat/login", json={"code": code})
+            took = time.perf_counter() - started
+    assert response.status_code == 200, response.text
+    assert took < DEADLINE_SECONDS
+    assert "rate-limit store unreachable" in caplog.text

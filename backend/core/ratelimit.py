@@ -8,6 +8,7 @@ route without one counts them against the address they come from (`AddressRateLi
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from fastapi import Depends, Request
 from limits import parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 
 from backend.core.errors import RETRY_AFTER, ShanzhiError
@@ -42,9 +44,16 @@ def create_limiter(redis_url: str | None) -> MovingWindowRateLimiter:
     """Redis needs the `redis` extra (`pip install 'shanzhi[redis]'`)."""
     # The "async+" scheme makes `limits` build its asyncio storage.
     storage = (
-        cast(Storage, storage_from_string(f"async+{redis_url}")) if redis_url else MemoryStorage()
+        cast(Storage, storage_from_string(f"async+{redis_url}", wrap_exceptions=True))
+        if redis_url
+        else MemoryStorage()
     )
     return MovingWindowRateLimiter(storage)
+
+
+log = logging.getLogger("shanzhi.ratelimit")
+_COUNTER_DOWN_LOG_SECONDS = 10.0
+_counter_down_logged_at = -_COUNTER_DOWN_LOG_SECONDS
 
 
 async def check_rate(request: Request, name: str, rule: str, key: str) -> None:
@@ -56,7 +65,17 @@ async def check_rate(request: Request, name: str, rule: str, key: str) -> None:
     limiter: MovingWindowRateLimiter = request.app.state.rate_limiter
     configured: dict[str, str] = request.app.state.settings.rate_limits
     item = parse(configured.get(name, rule))
-    if not await limiter.hit(item, name, key):
+    try:
+        allowed = await limiter.hit(item, name, key)
+    except StorageError as error:
+        # The limits protect the service; with their counter (Redis) down the calls go
+        # through uncounted rather than every resident being refused. One line per 10 s.
+        global _counter_down_logged_at
+        if time.monotonic() - _counter_down_logged_at > _COUNTER_DOWN_LOG_SECONDS:
+            _counter_down_logged_at = time.monotonic()
+            log.warning("rate-limit store unreachable, calls not counted: %r", error.storage_error)
+        return
+    if not allowed:
         reset_at, _ = await limiter.get_window_stats(item, name, key)
         # `limits` keeps wall-clock windows, so the wait is measured by the wall clock.
         seconds = max(1, math.ceil(reset_at - time.time()))
