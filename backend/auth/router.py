@@ -31,6 +31,7 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
+from backend.core.text import RegionCode
 
 router = APIRouter(tags=["auth"])
 
@@ -185,7 +186,7 @@ async def grant_role(
 async def list_role_grants(
     principal: CurrentPrincipal,
     session: SessionDep,
-    region: Annotated[str | None, Query(description="Only grants in this subtree.")] = None,
+    region: Annotated[RegionCode | None, Query(description="Only grants in this subtree.")] = None,
     cursor: CursorParam = None,
     limit: LimitParam = 20,
 ) -> Page[RoleGrantOut]:

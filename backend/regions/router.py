@@ -10,6 +10,7 @@ from backend.auth.principal import CurrentPrincipal
 from backend.core.database import SessionDep
 from backend.core.deps import GridMapDep
 from backend.core.errors import problem_responses
+from backend.core.text import RegionCode
 from backend.regions import errors, grid_import, schemas, service
 from backend.regions.coords import CoordSystem
 
@@ -17,11 +18,9 @@ router = APIRouter(prefix="/regions", tags=["regions"])
 admin_router = APIRouter(prefix="/admin/regions", tags=["regions-admin"])
 
 
-RegionCode = Annotated[
-    str,
+RegionPath = Annotated[
+    RegionCode,
     Path(
-        pattern=schemas.CODE_PATTERN,
-        max_length=1040,
         description="The region's code (its path), e.g. `gz.tianhe.shipai`.",
         examples=["gz.tianhe.shipai"],
     ),
@@ -72,7 +71,7 @@ async def locate_grid(
 )
 async def get_region(
     session: SessionDep,
-    code: RegionCode,
+    code: RegionPath,
     include: Annotated[
         Literal["boundary"] | None,
         Query(description="`boundary` adds the region's GeoJSON boundary (WGS-84)."),
@@ -111,7 +110,7 @@ async def update_region(
     session: SessionDep,
     principal: CurrentPrincipal,
     grid_map: GridMapDep,
-    code: RegionCode,
+    code: RegionPath,
     body: schemas.RegionUpdate,
     coord: AdminCoord = "wgs84",
 ) -> schemas.RegionDetail:
