@@ -33,6 +33,7 @@ from backend.core.pagination import (
     decode_cursor,
 )
 from backend.core.ratelimit import AddressRateLimit, check_rate
+from backend.core.text import RegionCode
 
 router = APIRouter(tags=["auth"])
 
@@ -215,7 +216,7 @@ async def grant_role(
 async def list_role_grants(
     principal: CurrentPrincipal,
     session: SessionDep,
-    region: Annotated[str | None, Query(description="Only grants in this subtree.")] = None,
+    region: Annotated[RegionCode | None, Query(description="Only grants in this subtree.")] = None,
     cursor: CursorParam = None,
     limit: LimitParam = 20,
 ) -> Page[RoleGrantOut]:

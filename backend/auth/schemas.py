@@ -8,10 +8,11 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.auth.models import Role
+from backend.core.text import RegionCode, Verbatim
 
 
 class WechatLogin(BaseModel):
-    code: str = Field(
+    code: Verbatim = Field(
         min_length=1, max_length=128, description="The code from `wx.login()` (single use)."
     )
 
@@ -19,7 +20,7 @@ class WechatLogin(BaseModel):
 
 
 class RefreshRequest(BaseModel):
-    refresh_token: str = Field(min_length=16, max_length=256)
+    refresh_token: Verbatim = Field(min_length=16, max_length=256)
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"refresh_token": "nJ0x8R4m...Kq2w"}]}
@@ -27,7 +28,7 @@ class RefreshRequest(BaseModel):
 
 
 class PhoneBinding(BaseModel):
-    code: str = Field(
+    code: Verbatim = Field(
         min_length=1,
         max_length=128,
         description="The code from the getPhoneNumber button (`e.detail.code`).",
@@ -76,9 +77,9 @@ class TokenPair(BaseModel):
 
 class RoleGrantCreate(BaseModel):
     user_id: uuid.UUID | None = None
-    openid: str | None = Field(None, max_length=64)
+    openid: Verbatim | None = Field(None, min_length=1, max_length=64)
     role: Role
-    region_code: str = Field(min_length=1, max_length=255)
+    region_code: RegionCode
 
     @model_validator(mode="after")
     def _one_user(self) -> RoleGrantCreate:

@@ -28,6 +28,7 @@ from backend.core.pagination import (
     decode_cursor,
 )
 from backend.core.ratelimit import RateLimited
+from backend.core.text import Verbatim
 from backend.storage.errors import CLAIM_ERRORS
 
 router = APIRouter(tags=["cases"])
@@ -45,7 +46,7 @@ _SUBMIT_ERRORS = (
 
 
 IdempotencyKey = Annotated[
-    str | None,
+    Verbatim | None,
     Header(
         alias="Idempotency-Key",
         description="Required. 1–128 visible ASCII characters, new for each submission and "

@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from backend.cases.models import CaseKind, CaseState, Channel, ComplaintTarget
+from backend.core.text import Text
 from backend.regions.schemas import LocationIn, PointOut, RegionBrief
 
 MAX_ATTACHMENTS = 9
 
 
 SUMMARY_CHARS = 40
-
-
-# Free text from a phone: trimmed, and without NUL, which PostgreSQL cannot store in text.
-Text = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^\x00]*$")]
 
 
 _ID = "0193a1f2-7c4d-7e8f-9a0b-1c2d3e4f5a6b"

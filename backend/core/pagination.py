@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Select
 
 from backend.core.errors import ShanzhiError
+from backend.core.text import Verbatim
 
 T = TypeVar("T")
 
@@ -49,7 +50,7 @@ def decode_cursor(cursor: str | None) -> uuid.UUID | None:
         raise CursorInvalid() from error
 
 
-CursorParam = Annotated[str | None, Query(description="Cursor from the previous page.")]
+CursorParam = Annotated[Verbatim | None, Query(description="Cursor from the previous page.")]
 LimitParam = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
 
 

@@ -19,6 +19,7 @@ from backend.core.clock import now
 from backend.core.database import Ltree
 from backend.core.errors import Forbidden
 from backend.core.ids import new_id
+from backend.core.text import is_region_code, is_text
 from backend.regions import schemas
 from backend.regions.boundaries import parse_boundary
 from backend.regions.coords import CoordSystem
@@ -29,7 +30,6 @@ from backend.regions.errors import (
 )
 from backend.regions.models import Region, RegionLevel
 from backend.regions.service import (
-    CODE,
     LEVEL_ZH,
     WRITE_CHUNK,
     GridMap,
@@ -76,7 +76,7 @@ def _check_features(
                     "properties.code (the grid's full code) is missing",
                 )
             )
-        elif not CODE.match(code) or "." not in code:
+        elif not is_region_code(code) or "." not in code:
             bad = True
             issues.append(
                 _issue(
@@ -91,7 +91,7 @@ def _check_features(
             )
         raw_name = properties.get("name")
         name = raw_name.strip() if isinstance(raw_name, str) else ""
-        if not 1 <= len(name) <= 100:
+        if not 1 <= len(name) <= 100 or not is_text(name):
             bad = True
             issues.append(
                 _issue(
@@ -104,9 +104,11 @@ def _check_features(
             )
         raw_name_en = properties.get("name_en")
         name_en = (raw_name_en.strip() or None) if isinstance(raw_name_en, str) else None
-        if (raw_name_en is not None and not isinstance(raw_name_en, str)) or len(
-            name_en or ""
-        ) > 100:
+        if (
+            (raw_name_en is not None and not isinstance(raw_name_en, str))
+            or len(name_en or "") > 100
+            or not is_text(name_en or "")
+        ):
             bad = True
             issues.append(
                 _issue(

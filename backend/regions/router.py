@@ -11,6 +11,7 @@ from backend.core.database import SessionDep
 from backend.core.deps import GridMapDep
 from backend.core.errors import problem_responses
 from backend.core.ratelimit import AddressRateLimit
+from backend.core.text import RegionCode
 from backend.regions import errors, grid_import, schemas, service
 from backend.regions.coords import CoordSystem
 
@@ -23,11 +24,9 @@ admin_router = APIRouter(prefix="/admin/regions", tags=["regions-admin"])
 LocateAddressLimit = Annotated[None, AddressRateLimit("locate_address", "600/minute")]
 RegionAddressLimit = Annotated[None, AddressRateLimit("region_address", "600/minute")]
 
-RegionCode = Annotated[
-    str,
+RegionPath = Annotated[
+    RegionCode,
     Path(
-        pattern=schemas.CODE_PATTERN,
-        max_length=1040,
         description="The region's code (its path), e.g. `gz.tianhe.shipai`.",
         examples=["gz.tianhe.shipai"],
     ),
@@ -80,7 +79,7 @@ async def locate_grid(
 async def get_region(
     _: RegionAddressLimit,
     session: SessionDep,
-    code: RegionCode,
+    code: RegionPath,
     include: Annotated[
         Literal["boundary"] | None,
         Query(description="`boundary` adds the region's GeoJSON boundary (WGS-84)."),
@@ -119,7 +118,7 @@ async def update_region(
     session: SessionDep,
     principal: CurrentPrincipal,
     grid_map: GridMapDep,
-    code: RegionCode,
+    code: RegionPath,
     body: schemas.RegionUpdate,
     coord: AdminCoord = "wgs84",
 ) -> schemas.RegionDetail:

@@ -8,12 +8,10 @@ from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backend.core.errors import Problem
+from backend.core.text import RegionCode, RegionLabel, Text
 from backend.regions.coords import CoordSystem
 from backend.regions.models import RegionLevel
 
-# ltree labels as this API allows them: lower-case ASCII, digits and underscore.
-LABEL_PATTERN = r"^[a-z0-9_]{1,64}$"
-CODE_PATTERN = r"^[a-z0-9_]{1,64}(\.[a-z0-9_]{1,64}){0,15}$"
 MAX_IMPORT_FEATURES = 50_000
 
 _GRID_EXAMPLE = {
@@ -137,34 +135,26 @@ class RegionDetail(RegionSummary):
     )
 
 
-def _no_blank(value: str | None) -> str | None:
-    if value is not None and not value.strip():
-        raise ValueError("must not be blank")
-    return value.strip() if value is not None else None
-
-
 def _blank_is_none(value: str | None) -> str | None:
-    return (value.strip() or None) if value is not None else None
+    return value or None
 
 
 class RegionCreate(BaseModel):
     """A new region under `parent`; its code is `<parent>.<label>`."""
 
-    parent: str = Field(pattern=CODE_PATTERN, description="Code of the parent region.")
-    label: str = Field(
-        pattern=LABEL_PATTERN,
+    parent: RegionCode = Field(description="Code of the parent region.")
+    label: RegionLabel = Field(
         description="Last part of the new code: lower-case letters, digits, underscore.",
     )
     level: RegionLevel | None = Field(
         None, description="Must be the parent's child level; derived from the parent if omitted."
     )
-    name: str = Field(min_length=1, max_length=100)
-    name_en: str | None = Field(None, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
+    name_en: Text | None = Field(None, max_length=100)
     boundary: dict[str, Any] | None = Field(
         None, description="GeoJSON Polygon or MultiPolygon, in the system named by `coord`."
     )
 
-    _name = field_validator("name")(_no_blank)
     _name_en = field_validator("name_en")(_blank_is_none)
 
     model_config = ConfigDict(
@@ -185,13 +175,12 @@ class RegionUpdate(BaseModel):
     """Fields to change; a field left out stays as it is, `null` clears `name_en`/`boundary`."""
 
     # Optional but never null: the default is not validated, an explicit null is refused.
-    name: str = Field(None, min_length=1, max_length=100, validate_default=False)
-    name_en: str | None = Field(None, max_length=100)
+    name: Text = Field(None, min_length=1, max_length=100, validate_default=False)
+    name_en: Text | None = Field(None, max_length=100)
     boundary: dict[str, Any] | None = Field(
         None, description="GeoJSON Polygon or MultiPolygon, in the system named by `coord`."
     )
 
-    _name = field_validator("name")(_no_blank)
     _name_en = field_validator("name_en")(_blank_is_none)
 
     model_config = ConfigDict(
@@ -265,8 +254,6 @@ class GridImportProblem(Problem):
 
 
 __all__ = [
-    "CODE_PATTERN",
-    "LABEL_PATTERN",
     "MAX_IMPORT_FEATURES",
     "CoordSystem",
     "FeatureIssueOut",
@@ -285,10 +272,8 @@ __all__ = [
 
 # A region's code as a query parameter (staff lists and figures).
 RegionQuery = Annotated[
-    str | None,
+    RegionCode | None,
     Query(
-        pattern=CODE_PATTERN,
-        max_length=1040,
         description="A region's code, e.g. `gz.tianhe.shipai`; it must lie in your regions.",
     ),
 ]

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from backend.core.clock import now
 from backend.core.database import after_commit
 from backend.core.errors import Forbidden
 from backend.core.ids import new_id
+from backend.core.text import is_region_code
 from backend.regions import schemas
 from backend.regions.boundaries import boundary_or_raise
 from backend.regions.coords import CoordSystem, to_wgs84
@@ -48,9 +48,6 @@ log = logging.getLogger("shanzhi.regions")
 
 
 NOTIFY_CHANNEL = "shanzhi_grid_map"
-
-
-CODE = re.compile(schemas.CODE_PATTERN)
 
 
 LEVEL_ZH: dict[RegionLevel, str] = {
@@ -429,7 +426,7 @@ def _summary(region: Region) -> schemas.RegionSummary:
 
 
 async def _find(session: AsyncSession, code: str) -> Region | None:
-    if not CODE.match(code):
+    if not is_region_code(code):
         return None
     result = await session.execute(select(Region).where(col(Region.path) == code))
     return result.scalar_one_or_none()

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from backend.core.text import Verbatim
 from backend.storage.models import UploadPurpose
 
 _ID_EXAMPLE = "0193a6b2-7c4e-7d11-9a3b-5f2e8c1d0a4b"
@@ -22,7 +23,7 @@ class UploadCreate(BaseModel):
         description="`case_photo`, `resolution_photo`, `evidence`: JPEG, PNG, WebP or HEIC "
         "up to 10 MB; `case_video`: MP4 up to 50 MB."
     )
-    content_type: str = Field(
+    content_type: Verbatim = Field(
         min_length=1,
         max_length=100,
         description="MIME type of the file, e.g. `image/jpeg`; the upload must use it too.",

@@ -24,6 +24,7 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
+from backend.core.text import Verbatim
 from backend.regions.coords import CoordSystem
 from backend.regions.schemas import LocationIn
 from points.models import RedemptionState
@@ -41,7 +42,7 @@ router = APIRouter()
 
 
 IdempotencyKey = Annotated[
-    str | None,
+    Verbatim | None,
     Header(
         alias="Idempotency-Key",
         description="Required. 1–128 visible ASCII characters, new for each request and the "
@@ -51,7 +52,7 @@ IdempotencyKey = Annotated[
 
 
 PickupCode = Annotated[
-    str,
+    Verbatim,
     Path(
         min_length=1,
         max_length=128,
@@ -80,7 +81,7 @@ async def list_rewards(
     store: StoreDep,
     principal: CurrentPrincipal,
     center: Annotated[
-        str | None,
+        Verbatim | None,
         Query(min_length=1, max_length=64, description="A service center's id or code."),
     ] = None,
     lat: Annotated[

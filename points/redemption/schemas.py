@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     field_validator,
 )
 
-from backend.regions.schemas import CODE_PATTERN, LocationIn, PointOut
+from backend.core.text import RegionCode, Text, Verbatim
+from backend.regions.schemas import LocationIn, PointOut
 from points.models import LimitPeriod, RedemptionChannel, RedemptionState
-
-# Free text: trimmed, and without NUL, which PostgreSQL cannot store in text.
-Text = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^\x00]*$")]
-
 
 CENTER_CODE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -64,9 +59,7 @@ class ServiceCenterCreate(BaseModel):
     )
     name: Text = Field(min_length=1, max_length=100)
     name_en: Text = Field(min_length=1, max_length=100)
-    region: str = Field(
-        pattern=CODE_PATTERN, max_length=1040, description="Code of the community it serves."
-    )
+    region: RegionCode = Field(description="Code of the community it serves.")
     location: LocationIn
     address: Text = Field(min_length=1, max_length=200)
     opening_hours: Text | None = Field(None, max_length=200)
@@ -147,9 +140,7 @@ class RewardCreate(BaseModel):
     photo_upload_id: uuid.UUID | None = Field(
         None, description="An upload of purpose `reward_photo` (JPEG, PNG, WebP or HEIC)."
     )
-    region: str = Field(
-        pattern=CODE_PATTERN,
-        max_length=1040,
+    region: RegionCode = Field(
         description="Code of the region whose service centers may stock it; you must be "
         "admin there.",
     )
@@ -308,7 +299,7 @@ class RedemptionCreate(BaseModel):
 
 
 class CounterRedemptionCreate(RedemptionCreate):
-    member_code: str = Field(
+    member_code: Verbatim = Field(
         min_length=1, max_length=200, description="The code shown on the member's phone."
     )
 

@@ -385,3 +385,46 @@ async def _first_community(client: httpx.AsyncClient, district: str) -> str:
     region = (await client.get(f"/v1/regions/{district}")).json()
     street = region["children"][0]["code"]
     return str((await client.get(f"/v1/regions/{street}")).json()["children"][0]["code"])
+
+
+# What ltree, lquery and ltxtquery read as syntax, quoting and escapes, and what PostgreSQL
+# text cannot hold: none of it may reach the database from a region code.
+LTREE_SYNTAX = ['"', "\\", ".", "*", "!", "|", "&", "@", "%", "{", "}", ",", "(", ")", "?", "~"]
+LTREE_SYNTAX += ["-", " ", "\x00"]
+
+
+@pytest.mark.usefixtures("demo")
+async def test_a_malformed_region_filter_is_refused_before_the_database(
+    client: httpx.AsyncClient, login: Login
+) -> None:
+    city = bearer(await login("demo-city-admin"))
+    quote = await client.get("/v1/admin/role-grants?region=%22", headers=city)
+    assert_problem(quote, 422, "request.invalid")
+    for char in LTREE_SYNTAX:
+        for region in (char, f"gz.tianhe{char}", f"gz{char}tianhe"):
+            if region == "gz.tianhe":
+                continue
+            response = await client.get(
+                "/v1/admin/role-grants", params={"region": region}, headers=city
+            )
+            assert_problem(response, 422, "request.invalid")
+
+
+@pytest.mark.usefixtures("demo")
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"openid": "demo-resident-2", "region_code": "gz.tianhe|gz"},
+        {"openid": "demo-resident-2", "region_code": "gz.tianhe\x00"},
+        {"openid": "demo-resident\x002", "region_code": "gz.tianhe.shipai.gangding"},
+    ],
+    ids=["ltree-alternation", "nul-in-region", "nul-in-openid"],
+)
+async def test_a_malformed_grant_is_refused_before_the_database(
+    client: httpx.AsyncClient, login: Login, body: dict[str, str]
+) -> None:
+    city = bearer(await login("demo-city-admin"))
+    response = await client.post(
+        "/v1/admin/role-grants", json={**body, "role": "grid_worker"}, headers=city
+    )
+    assert_problem(response, 422, "request.invalid")

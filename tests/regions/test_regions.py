@@ -316,6 +316,32 @@ async def test_admin_creates_and_updates_regions(
     assert_problem(no_name, 422, "request.invalid")
 
 
+@pytest.mark.parametrize("field", ["name", "name_en"])
+async def test_a_region_name_with_a_nul_is_refused_before_the_database(
+    client: httpx.AsyncClient, demo: None, login: Login, field: str
+) -> None:
+    admin = await as_user(login, "demo-district-admin")
+    created = await client.post(
+        "/v1/admin/regions",
+        json={"parent": "gz.tianhe", "label": "tangxia", "name": "棠下街", field: "棠下\x00街"},
+        headers=admin,
+    )
+    assert_problem(created, 422, "request.invalid")
+    renamed = await client.patch(
+        f"/v1/admin/regions/{GANGDING}.g01", json={field: "岗顶\x00一格"}, headers=admin
+    )
+    assert_problem(renamed, 422, "request.invalid")
+    imported = await client.post(
+        "/v1/admin/regions/grids/import",
+        json=collection(
+            feature(f"{GANGDING}.g20", square(23.3, 113.3, 23.301, 113.301), **{field: "a\x00b"})
+        ),
+        headers=admin,
+    )
+    problem = assert_problem(imported, 422, "regions.import_invalid")
+    assert [issue["reason"] for issue in problem["invalid_features"]] == [f"{field}_invalid"]
+
+
 async def test_admin_endpoints_need_a_login(client: httpx.AsyncClient, demo: None) -> None:
     response = await client.patch(f"/v1/admin/regions/{GANGDING}", json={"name": "x"})
     assert_problem(response, 401, "auth.unauthenticated")

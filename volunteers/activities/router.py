@@ -17,8 +17,8 @@ from backend.core.deps import SettingsDep
 from backend.core.errors import problem_responses
 from backend.core.idempotency import created_or_replayed, replayable
 from backend.core.pagination import CursorParam, LimitParam, Page, decode_cursor
+from backend.core.text import RegionCode, Verbatim
 from backend.regions.coords import CoordSystem
-from backend.regions.schemas import CODE_PATTERN
 from volunteers.activities import enrolment as enrolment_service
 from volunteers.activities import errors, queries, schemas, service
 from volunteers.models import ActivityState, EnrolmentState
@@ -27,7 +27,7 @@ router = APIRouter()
 
 
 IdempotencyKey = Annotated[
-    str | None,
+    Verbatim | None,
     Header(
         alias="Idempotency-Key",
         description="Required. 1–128 visible ASCII characters, new for each activity and the "
@@ -266,10 +266,8 @@ async def list_activities(
         ),
     ] = service.DEFAULT_RADIUS_KM,
     community: Annotated[
-        str | None,
+        RegionCode | None,
         Query(
-            pattern=CODE_PATTERN,
-            max_length=300,
             description="A community's code (any region's: the activities organised in it).",
         ),
     ] = None,

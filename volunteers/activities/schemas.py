@@ -12,18 +12,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     model_validator,
 )
 
+from backend.core.text import RegionCode, Text
 from backend.regions.coords import CoordSystem
-from backend.regions.schemas import CODE_PATTERN
 from volunteers.models import ActivityState, ActivityType, AttendanceState, EnrolmentState
 from volunteers.schemas import ActivityBrief, LocationIn, PointOut
-
-# Free text: trimmed, and without NUL, which PostgreSQL cannot store in text.
-Text = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^\x00]*$")]
-
 
 MIN_RADIUS_M = 20
 
@@ -123,9 +118,7 @@ class ActivityCreate(BaseModel):
     type: ActivityType = Field(description="Also decides the reward (the earning rule).")
     title: Text = Field(min_length=1, max_length=64)
     description: Text | None = Field(None, max_length=2000)
-    community: str = Field(
-        pattern=CODE_PATTERN,
-        max_length=300,
+    community: RegionCode = Field(
         description="Code of the organising community; it records and certifies the service.",
     )
     team: uuid.UUID | None = Field(
@@ -151,7 +144,7 @@ class ActivityUpdate(BaseModel):
     type: ActivityType = Field(None, validate_default=False)
     title: Text = Field(None, min_length=1, max_length=64, validate_default=False)
     description: Text | None = Field(None, max_length=2000)
-    community: str = Field(None, pattern=CODE_PATTERN, max_length=300, validate_default=False)
+    community: RegionCode = Field(None, validate_default=False)
     team: uuid.UUID | None = Field(None, description="null: open to every volunteer.")
     place_name: Text = Field(None, min_length=1, max_length=100, validate_default=False)
     address: Text | None = Field(None, max_length=200)

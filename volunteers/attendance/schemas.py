@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from backend.core.text import Text
 from backend.regions.coords import CoordSystem
 from volunteers.models import AttendanceState
 from volunteers.schemas import ActivityBrief, PhoneLocationIn, PointOut
-
-# Free text: trimmed, and without NUL, which PostgreSQL cannot store in text.
-Text = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^\x00]*$")]
-
 
 MAX_TRACK_POINTS = 500
 

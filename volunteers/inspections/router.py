@@ -23,6 +23,7 @@ from backend.core.pagination import (
     decode_cursor,
 )
 from backend.core.ratelimit import RateLimited
+from backend.core.text import Verbatim
 from backend.storage.errors import CLAIM_ERRORS
 from volunteers.errors import ActivityNotFound, NotSignedUp, VolunteerNotApproved
 from volunteers.inspections import errors, schemas, service
@@ -60,7 +61,7 @@ _FILE_ERRORS = (
 
 
 IdempotencyKey = Annotated[
-    str | None,
+    Verbatim | None,
     Header(
         alias="Idempotency-Key",
         description="Required. 1–128 visible ASCII characters, new for each house and the "

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.cases.models import CaseState
 from backend.cases.schemas import MAX_ATTACHMENTS
+from backend.core.text import Text
 from backend.regions.schemas import LocationIn, PointOut
 from volunteers.models import ActivityType
-
-# Free text from a phone: trimmed, and without NUL, which PostgreSQL cannot store in text.
-Text = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^\x00]*$")]
-
 
 ITEM_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
 

@@ -18,7 +18,7 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
-from backend.regions.schemas import CODE_PATTERN
+from backend.core.text import RegionCode
 from volunteers.errors import VolunteerNotFound
 from volunteers.models import VolunteerState
 from volunteers.registrations import errors, records, schemas, service, teams
@@ -38,10 +38,8 @@ router = APIRouter()
 
 
 RegionQuery = Annotated[
-    str | None,
+    RegionCode | None,
     Query(
-        pattern=CODE_PATTERN,
-        max_length=1040,
         description="Only this region (and below), e.g. `gz.tianhe.shipai.gangding`.",
     ),
 ]
@@ -161,10 +159,8 @@ async def get_volunteer_leaderboard(
     session: SessionDep,
     principal: CurrentPrincipal,
     community: Annotated[
-        str | None,
+        RegionCode | None,
         Query(
-            pattern=CODE_PATTERN,
-            max_length=1040,
             description="A community's code; default: your home community.",
         ),
     ] = None,

@@ -5,23 +5,15 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
-from backend.regions.schemas import CODE_PATTERN, RegionBrief
+from backend.core.text import Line, RegionCode, Text
+from backend.regions.schemas import RegionBrief
 from volunteers.models import VolunteerState
 from volunteers.schemas import ActivityBrief
 
 # --- registry: sign-up, approval, teams, records -------------------------------------------
-
-# One line of text from a phone: trimmed, without control characters (NUL cannot be stored).
-Line = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^\x00-\x1f\x7f]*$")]
-
-
-# Several lines: trimmed, without NUL.
-Paragraph = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^\x00]*$")]
-
 
 MAX_SKILLS = 10
 
@@ -79,9 +71,7 @@ class VolunteerSignUp(BaseModel):
     real_name: Line = Field(min_length=2, max_length=32, description="Real name, as on the ID.")
     skills: list[Skill] = Field(default_factory=list, max_length=MAX_SKILLS)
     availability: Availability = Field(default_factory=Availability)
-    community: str = Field(
-        pattern=CODE_PATTERN,
-        max_length=1040,
+    community: RegionCode = Field(
         description="Code of the home community, e.g. `gz.tianhe.shipai.gangding` "
         "(`GET /v1/regions/locate` finds it from the phone's location).",
     )
@@ -219,11 +209,9 @@ class ReviewReason(BaseModel):
 
 
 class TeamCreate(BaseModel):
-    community: str = Field(
-        pattern=CODE_PATTERN, max_length=1040, description="Code of the team's community."
-    )
+    community: RegionCode = Field(description="Code of the team's community.")
     name: Line = Field(min_length=1, max_length=64, description="Unique in the community.")
-    description: Paragraph | None = Field(None, max_length=500)
+    description: Text | None = Field(None, max_length=500)
     leader_id: uuid.UUID | None = Field(
         None, description="An approved volunteer to lead it; they join as a member."
     )

@@ -7,7 +7,8 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.cases.models import CaseKind
-from backend.cases.schemas import CATEGORY_EXAMPLE, Text
+from backend.cases.schemas import CATEGORY_EXAMPLE
+from backend.core.text import Text
 
 CATEGORY_CODE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 

@@ -23,6 +23,7 @@ from backend.core.deps import GridMapDep, PersonalDataDep, StoreDep
 from backend.core.errors import problem_responses
 from backend.core.idempotency import REPLAY_HEADER, replayable
 from backend.core.pagination import CursorParam, LimitParam, Page
+from backend.core.text import Verbatim
 from backend.regions.schemas import RegionQuery
 
 router = APIRouter(prefix="/staff", tags=["staff"])
@@ -108,7 +109,7 @@ async def register_case(
     store: StoreDep,
     _: Annotated[None, RateLimit("case_register", "30/minute")],
     idempotency_key: Annotated[
-        str | None,
+        Verbatim | None,
         Header(
             alias="Idempotency-Key",
             description="Required. 1–128 visible ASCII characters, new for each case and the "

@@ -10,7 +10,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from backend.cases.models import CaseKind, CaseState, Channel
-from backend.cases.schemas import ComplaintTargetIn, Text
+from backend.cases.schemas import ComplaintTargetIn
+from backend.core.text import Text
 from backend.regions.schemas import LocationIn
 
 _ID = "01937a2e-4b6c-7d8e-9f00-112233445566"

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from backend.cases.schemas import Text
+from backend.core.text import Text
 from backend.mediation.models import (
     MediationState,
     PartyRole,

@@ -25,6 +25,7 @@ from backend.core.pagination import (
     decode_cursor,
 )
 from backend.core.ratelimit import RateLimited
+from backend.core.text import Verbatim
 from backend.mediation.models import MediationState
 from backend.mediation.requests import errors, invitations, queries, schemas, service
 from backend.mediation.requests.errors import (
@@ -55,7 +56,7 @@ _REQUEST_ERRORS = (
 
 
 IdempotencyKey = Annotated[
-    str | None,
+    Verbatim | None,
     Header(
         alias="Idempotency-Key",
         description="Required. 1–128 visible ASCII characters, new for each request and the "
@@ -65,7 +66,7 @@ IdempotencyKey = Annotated[
 
 
 InvitationCode = Annotated[
-    str,
+    Verbatim,
     Path(
         min_length=1,
         max_length=32,

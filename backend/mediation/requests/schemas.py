@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from backend.cases.schemas import AttachmentOut
+from backend.core.text import Line, Text
 from backend.mediation.auth import Viewer
 from backend.mediation.models import (
     Consent,
@@ -35,14 +36,6 @@ SUMMARY_CHARS = 40
 
 # Mainland mobile numbers.
 MOBILE_PATTERN = r"^1[3-9]\d{9}$"
-
-
-# One line from a phone (a name, a reason): trimmed, without control characters.
-Line = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^\x00-\x1f\x7f]*$")]
-
-
-# Free text from a phone: trimmed, and without NUL, which PostgreSQL cannot store in text.
-Paragraph = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^\x00]*$")]
 
 
 _ID = "0193a1f2-7c4d-7e8f-9a0b-1c2d3e4f5a6b"
@@ -72,10 +65,8 @@ class MediationRequest(BaseModel):
     """A one-click mediation request: the dispute, where it is, and whom it is with."""
 
     dispute_type: DisputeType
-    description: Paragraph = Field(min_length=5, max_length=2000, description="What happened.")
-    claim: Paragraph = Field(
-        min_length=1, max_length=1000, description="What the applicant asks for."
-    )
+    description: Text = Field(min_length=5, max_length=2000, description="What happened.")
+    claim: Text = Field(min_length=1, max_length=1000, description="What the applicant asks for.")
     location: LocationIn
     address: Line | None = Field(
         None, max_length=200, description="What the applicant calls the place (optional)."

@@ -22,10 +22,10 @@ from backend.core.pagination import (
     cut_page,
     decode_cursor,
 )
+from backend.core.text import RegionCode
 from backend.mediation.models import DisputeType, MediationState
 from backend.mediation.supermarket import errors, mediators, schemas, service, studios
 from backend.regions.coords import CoordSystem
-from backend.regions.schemas import CODE_PATTERN
 
 router = APIRouter()
 
@@ -80,8 +80,8 @@ async def list_mediation_studios(
     principal: CurrentPrincipal,
     active: Annotated[bool | None, Query(description="Only active (or inactive) ones.")] = None,
     area: Annotated[
-        str | None,
-        Query(pattern=CODE_PATTERN, max_length=1040, description="Only studios within it."),
+        RegionCode | None,
+        Query(description="Only studios within it."),
     ] = None,
     cursor: CursorParam = None,
     limit: LimitParam = 20,

@@ -14,11 +14,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     field_validator,
     model_validator,
 )
 
+from backend.core.text import RegionCode, Text, Verbatim
 from backend.mediation.models import (
     Consent,
     DisputeType,
@@ -26,14 +26,6 @@ from backend.mediation.models import (
     PartyRole,
     Specialty,
 )
-from backend.regions.schemas import CODE_PATTERN
-
-# Free text: trimmed, and without NUL, which PostgreSQL cannot store in text.
-Text = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^\x00]*$")]
-
-
-AreaCode = Annotated[str, StringConstraints(pattern=CODE_PATTERN, max_length=1040)]
-
 
 Specialties = Annotated[list[Specialty], Field(min_length=1, max_length=len(Specialty))]
 
@@ -93,7 +85,7 @@ class StudioCreate(BaseModel):
     name_en: Text | None = Field(None, min_length=1, max_length=100)
     description: Text | None = Field(None, max_length=500, description="Shown to residents.")
     specialties: Specialties = Field(description="The kinds of disputes it takes.")
-    area: AreaCode = Field(
+    area: RegionCode = Field(
         description="Code of the region it serves (cases located within it); it must lie in "
         "a region you administer."
     )
@@ -174,13 +166,13 @@ class MediatorCreate(BaseModel):
     """Who: an existing user, by `user_id` or `openid` (exactly one)."""
 
     user_id: uuid.UUID | None = Field(None, description="The user's id.")
-    openid: str | None = Field(
+    openid: Verbatim | None = Field(
         None, min_length=1, max_length=64, description="The user's WeChat openid."
     )
     display_name: Text = Field(min_length=1, max_length=32, description="Shown to the parties.")
     title: Text | None = Field(None, min_length=1, max_length=64, description="e.g. 人民调解员.")
     specialties: Specialties
-    area: AreaCode = Field(
+    area: RegionCode = Field(
         description="Code of the region they take cases in; it must lie in a region you "
         "administer (and within their studio's area). They are granted the `mediator` role "
         "on it."
@@ -222,7 +214,7 @@ class MediatorUpdate(BaseModel):
     display_name: Text = Field(None, min_length=1, max_length=32, validate_default=False)
     title: Text | None = Field(None, min_length=1, max_length=64, validate_default=False)
     specialties: Specialties = Field(None, validate_default=False)
-    area: AreaCode = Field(
+    area: RegionCode = Field(
         None,
         validate_default=False,
         description="A new area; the `mediator` role moves with it. Cases they carry stay.",

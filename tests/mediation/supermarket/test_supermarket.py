@@ -329,6 +329,20 @@ async def test_registering_a_mediator_grants_the_role(
     )
 
 
+async def test_a_mediator_openid_with_a_nul_is_refused_before_the_database(
+    client: httpx.AsyncClient, login: Login
+) -> None:
+    district = await headers_of(login, "demo-district-admin")
+    entry = {
+        "openid": "demo-resident\x002",
+        "display_name": "林律师",
+        "specialties": ["legal"],
+        "area": GANGDING,
+    }
+    response = await client.post(MEDIATORS, json=entry, headers=district)
+    assert_problem(response, 422, "request.invalid")
+
+
 async def test_the_demo_has_a_studio_with_its_mediator(
     client: httpx.AsyncClient, login: Login, session: AsyncSession
 ) -> None:

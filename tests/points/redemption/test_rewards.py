@@ -111,6 +111,14 @@ async def test_the_demo_catalog_at_a_center(client: httpx.AsyncClient, login: Lo
     assert by_id.json() == response.json()
 
 
+async def test_a_center_with_a_nul_is_refused_before_the_database(
+    client: httpx.AsyncClient, login: Login
+) -> None:
+    alice = await as_user(login, "demo-resident")
+    response = await client.get("/v1/rewards?center=abc%00def", headers=alice)
+    assert_problem(response, 422, "request.invalid")
+
+
 async def test_nearest_centers_first_from_a_gcj02_location(
     client: httpx.AsyncClient, login: Login
 ) -> None:
