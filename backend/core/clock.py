@@ -38,3 +38,15 @@ clock = Clock()
 
 def now() -> datetime:
     return clock.now()
+
+
+def storable(moment: datetime | None) -> bool:
+    """Can PostgreSQL take this time? A client's offset can push year 1 or 9999 out of the
+    range Python converts to UTC, which the driver does before sending it."""
+    if moment is None:
+        return True
+    try:
+        moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return False
+    return True

@@ -11,8 +11,8 @@ class StatsPeriodInvalid(ShanzhiError):
     status = 422
     code = "case.stats_period_invalid"
     message = {
-        "zh-CN": "统计时段的开始时间必须早于结束时间",
-        "en": "The start of the period must be before its end",
+        "zh-CN": "统计时段须为有效的时间，且开始时间早于结束时间",
+        "en": "The period must be valid times, and its start before its end",
     }
 
 

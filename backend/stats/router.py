@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
 from backend.auth.principal import CurrentPrincipal
-from backend.core.clock import now
 from backend.core.database import SessionDep
 from backend.core.errors import problem_responses
 from backend.regions.schemas import RegionQuery
@@ -17,8 +15,6 @@ from backend.stats import errors, service
 from backend.stats.schemas import CaseStats
 
 router = APIRouter(prefix="/staff", tags=["staff"])
-
-STATS_DEFAULT_DAYS = 30
 
 
 @router.get(
@@ -45,6 +41,6 @@ async def get_case_stats(
     in `mediation`, the mediations located there (in aggregate only: no case, no party); the
     definitions of each rate are in the response schema. Default region: your highest one.
     """
-    end = period_to or now()
-    start = period_from or end - timedelta(days=STATS_DEFAULT_DAYS)
-    return await service.case_stats(session, principal, region_code=region, start=start, end=end)
+    return await service.case_stats(
+        session, principal, region_code=region, start=period_from, end=period_to
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +31,7 @@ from backend.cases.staff.service import (
     STAFF_ROLES,
     ensure_staff,
 )
-from backend.core.clock import now
+from backend.core.clock import now, storable
 from backend.regions import service as regions_service
 from backend.regions.models import Region, RegionLevel
 from backend.stats import errors
@@ -39,6 +39,29 @@ from backend.stats.mediation import mediation_figures
 from backend.stats.schemas import CaseStats, ChannelCounts, MediationFigures, Rate, RegionFigures
 
 # --- Figures -----------------------------------------------------------------------------
+
+
+# Without `from`, the period is this long.
+DEFAULT_PERIOD = timedelta(days=30)
+
+
+def _period(
+    start: datetime | None, end: datetime | None, at: datetime
+) -> tuple[datetime, datetime]:
+    """[start, end): by default the 30 days up to now; refused unless both ends are times
+    PostgreSQL takes and the start comes first."""
+    end = end or at
+    if not (storable(start) and storable(end)):
+        raise errors.StatsPeriodInvalid()
+    if start is None:
+        try:
+            start = end - DEFAULT_PERIOD
+        except OverflowError:
+            # An end in the first days of the calendar: there is no period before it.
+            raise errors.StatsPeriodInvalid() from None
+    if start >= end:
+        raise errors.StatsPeriodInvalid()
+    return start, end
 
 
 def _rate(numerator: int, denominator: int, rate: Decimal | None) -> Rate:
@@ -54,8 +77,8 @@ async def case_stats(
     principal: Principal,
     *,
     region_code: str | None,
-    start: datetime,
-    end: datetime,
+    start: datetime | None,
+    end: datetime | None,
 ) -> CaseStats:
     """Figures of a region and of each region directly below it: one aggregate query for
     reports and complaints, one for mediation (statistics in aggregate only).
@@ -64,9 +87,8 @@ async def case_stats(
     grouped by the label below the region (`subpath`) with ROLLUP for the region's own row.
     """
     paths = ensure_staff(principal)
-    if start >= end:
-        raise errors.StatsPeriodInvalid()
     at = now()
+    start, end = _period(start, end, at)
     if region_code is None:
         region_code = min(paths, key=lambda path: (path.count("."), path))
     region = await regions_service.region_in_scope(session, principal, region_code, STAFF_ROLES)

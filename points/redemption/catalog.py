@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -14,7 +14,7 @@ from sqlmodel import col
 
 from backend.auth.models import Role
 from backend.auth.principal import Principal, region_scope
-from backend.core.clock import LOCAL_TIME, now
+from backend.core.clock import LOCAL_TIME, now, storable
 from backend.core.database import insert_unique, violated_constraint
 from backend.core.idempotency import check_idempotency_key, earlier_request, request_hash
 from backend.core.pagination import keyset
@@ -243,17 +243,6 @@ async def admin_rewards(
     )
     query = keyset(query, col(Reward.id), after, newest_first=False)
     return list((await session.execute(query)).scalars())
-
-
-def storable(moment: datetime | None) -> bool:
-    """Can PostgreSQL take this time? (An offset can push year 1 or 9999 out of range.)"""
-    if moment is None:
-        return True
-    try:
-        moment.astimezone(UTC)
-    except (OverflowError, ValueError):
-        return False
-    return True
 
 
 def _check_window(active_from: datetime | None, active_until: datetime | None) -> None:

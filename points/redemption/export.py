@@ -11,6 +11,7 @@ from sqlmodel import col
 
 from backend.auth.models import User
 from backend.auth.principal import Principal
+from backend.core.clock import storable
 from backend.core.spreadsheet import csv_text
 from points.models import (
     Redemption,
@@ -18,7 +19,7 @@ from points.models import (
     Reward,
     ServiceCenter,
 )
-from points.redemption.catalog import STAFF_ROLES, center_in_scope, storable
+from points.redemption.catalog import STAFF_ROLES, center_in_scope
 from points.redemption.errors import (
     ExportPeriodInvalid,
     ServiceCenterNotFound,

@@ -223,6 +223,25 @@ async def test_who_may_see_which_figures(
     assert_problem(naive, 422, "request.invalid")
 
 
+@pytest.mark.parametrize(
+    "period",
+    [
+        # No default start before the first month of the calendar.
+        {"to": "0001-01-01T00:00:00Z"},
+        # Offsets that push year 1 or 9999 out of the range the driver converts to UTC.
+        {"from": "0001-01-01T00:00:00+01:00"},
+        {"from": "2019-06-01T00:00:00Z", "to": "9999-12-31T23:59:59-23:59"},
+    ],
+    ids=["to-in-year-1", "from-before-year-1-in-utc", "to-after-9999-in-utc"],
+)
+async def test_a_period_at_the_edge_of_the_calendar_is_refused(
+    client: httpx.AsyncClient, demo: None, login: Login, period: dict[str, str]
+) -> None:
+    staff = bearer(await login("demo-community-staff"))
+    response = await client.get("/v1/staff/stats", params=period, headers=staff)
+    assert_problem(response, 422, "case.stats_period_invalid")
+
+
 # --- Mediation figures -------------------------------------------------------------------
 
 # Another week long past, apart from the one above.

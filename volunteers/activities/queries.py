@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from backend.auth.principal import Principal, region_scope
-from backend.core.clock import now
+from backend.core.clock import now, storable
 from backend.core.pagination import CursorInvalid, Page, cut_page, encode_cursor, keyset
 from backend.regions.coords import CoordSystem, to_wgs84
 from backend.regions.errors import RegionNotFound
@@ -35,7 +35,6 @@ from volunteers.activities.service import (
     position_column,
     require_host,
 )
-from volunteers.activities.validation import storable
 from volunteers.auth import (
     ACTIVITY_HOSTS,
     scoped_activity,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from shapely.geometry import Polygon
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from backend.auth.principal import Principal
+from backend.core.clock import storable
 from backend.regions.coords import CoordSystem, to_wgs84
 from backend.regions.errors import RegionNotFound
 from backend.regions.geo import distance_m
@@ -46,17 +47,6 @@ PLACE_NEAR_FENCE_M = 200.0
 
 # No corner of a polygon fence lies farther from the place than the widest radius fence.
 MAX_FENCE_REACH_M = float(schemas.MAX_RADIUS_M)
-
-
-def storable(moment: datetime | None) -> bool:
-    """Can PostgreSQL take this time? (An offset can push year 1 or 9999 out of range.)"""
-    if moment is None:
-        return True
-    try:
-        moment.astimezone(UTC)
-    except (OverflowError, ValueError):
-        return False
-    return True
 
 
 # --- validating what staff send ------------------------------------------------------------
