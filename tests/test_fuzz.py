@@ -14,37 +14,25 @@ never meets the other tests.
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import asyncpg
-import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (
     negative_data_rejection,
     positive_data_acceptance,
 )
-from sqlalchemy.engine import make_url
 
-from backend.app import create_app
 from backend.auth.models import Role
 from backend.core.config import Settings
-from backend.core.database import create_engine, create_sessionmaker
-from backend.core.migrate import upgrade
-from backend.demo import DEMO_ACCOUNTS, load_demo_data
-from backend.embedded.processes import free_port
+from backend.demo import DEMO_ACCOUNTS
 from backend.wechat.emulator import EmulatorServer
-from tests.conftest import _asyncpg_kwargs
+from tests.live import drop_database, fresh_database, login, run_in_thread
+from tests.live import live_api as live_api_at
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "openapi" / "openapi.json"
@@ -98,86 +86,27 @@ class LiveApi:
     emulator: EmulatorServer
 
 
-async def _fresh_database(server_url: str) -> str:
-    name = f"shanzhi_fuzz_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(**_asyncpg_kwargs(server_url, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(url, pool_size=1)
-    await upgrade(engine)
-    async with create_sessionmaker(engine)() as session:
-        await load_demo_data(session)
-        await session.commit()
-    await engine.dispose()
-    return url
-
-
-async def _drop_database(server_url: str, url: str) -> None:
-    admin = await asyncpg.connect(**_asyncpg_kwargs(server_url, "postgres"))
-    try:
-        name = make_url(url).database
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-def _run_in_thread(coroutine: Any) -> Any:
-    """Run a coroutine to completion on a loop of its own (the test loop is not running)."""
-    result: dict[str, Any] = {}
-
-    def target() -> None:
-        result["value"] = asyncio.run(coroutine)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    return result.get("value")
-
-
 @pytest.fixture(scope="module")
 def live_api(server_url: str, settings: Settings, emulator: EmulatorServer) -> Iterator[LiveApi]:
-    url = _run_in_thread(_fresh_database(server_url))
-    port = free_port()
-    app = create_app(
-        settings.model_copy(
-            update={
-                "database_url": url,
-                "rate_limits": {"case_submit": "100000/minute"},
-                # The module runs for minutes; no token may expire halfway.
-                "access_token_minutes": 120,
-            }
-        )
+    url = run_in_thread(fresh_database(server_url, "shanzhi_fuzz"))
+    mine = settings.model_copy(
+        update={
+            "database_url": url,
+            "rate_limits": {**settings.rate_limits, "case_submit": "100000/minute"},
+            # The module runs for minutes; no token may expire halfway.
+            "access_token_minutes": 120,
+        }
     )
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
     try:
-        yield LiveApi(base, emulator)
+        with live_api_at(mine) as base:
+            yield LiveApi(base, emulator)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        _run_in_thread(_drop_database(server_url, url))
+        run_in_thread(drop_database(server_url, url))
 
 
 def _login(live_api: LiveApi, role: Role | None) -> dict[str, str]:
     """The bearer token of the demo account holding `role`, logged in as the phone does."""
-    code = _run_in_thread(live_api.emulator.login_code(demo_openid(role)))
-    login = httpx.post(f"{live_api.url}/v1/auth/wechat/login", json={"code": code})
-    assert login.status_code == 200, login.text
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+    return login(live_api.url, run_in_thread(live_api.emulator.login_code(demo_openid(role))))
 
 
 @pytest.fixture(scope="module", params=list(ROLES))
