@@ -243,7 +243,8 @@ def _allowed_methods(request: Request, fallback: str) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ShanzhiError)
-        if exc.status >= 500:
+        # A part that is down logs one line where it is noticed, not one per request.
+        if exc.status >= 500 and not isinstance(exc, Unavailable):
             log.error("request failed: %s", exc.code)
         return problem_response(exc, request)
 
