@@ -458,27 +458,27 @@ async def prepare_claim(
     )
     rows = {upload.id: upload for upload in result.scalars()}
     # Only the uploads before the first row-level problem need looking at in S3.
-    pending: list[tuple[uuid.UUID, str, Upload]] = []
+    pending: list[Upload] = []
     for upload_id in ids:
         upload = rows.get(upload_id)
         if _row_problem(upload_id, upload, wanted) is not None:
             break
         assert upload is not None
-        pending.append((upload_id, upload.object_key, upload))
+        pending.append(upload)
     await release_connection(session)
 
-    async def copy(staging_key: str, upload: Upload) -> CheckedCopy:
-        key = stored_key(store, owner_id)
+    async def copy(upload: Upload) -> CheckedCopy:
+        staging_key, key = upload.object_key, stored_key(store, owner_id)
         stored = await store.call(
             "checking an upload", lambda: _copy_and_probe(store, staging_key, key)
         )
         return CheckedCopy(key, stored, _object_problem(upload, stored))
 
-    copies = await asyncio.gather(*(copy(key, upload) for _, key, upload in pending))
-    checked = {upload_id: c for (upload_id, _, _), c in zip(pending, copies, strict=True)}
+    copies = await asyncio.gather(*(copy(upload) for upload in pending))
+    checked = {upload.id: c for upload, c in zip(pending, copies, strict=True)}
     if any(c.problem is not None for c in copies):
         # The claim will fail: the copies are not kept.
-        await discard_copies(store, list(checked.values()))
+        await discard_copies(store, copies)
     return PreparedClaim(owner_id, ids, wanted, checked)
 
 
